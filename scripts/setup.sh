@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Idempotent set-up: venv, pinned Python packages, Debian packages, offline assets.
+# Usage: scripts/setup.sh [--dev]   (--dev adds test tools and the browser)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=0
+[[ "${1:-}" == "--dev" ]] && DEV=1
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "[setup] creating venv in $VENV"
+  "$PY" -m venv "$VENV"
+fi
+REQ=requirements.txt
+[[ $DEV == 1 ]] && REQ=requirements-dev.txt
+# Reinstall only when the requirement files changed since the last successful install.
+STAMP="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$DEV"
+if [[ ! -f "$STAMP" ]]; then
+  echo "[setup] installing $REQ"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" 2>&1 | grep -v "^WARNING: Location" || true
+  "$VENV/bin/python" -c "import aiortc, av, dlib, cv2" # fail loudly if the install did not work
+  rm -f "$VENV"/.installed-* && touch "$STAMP"
+fi
+
+# Debian packages: facedetect ships a public-domain demo portrait; chromium runs the browser tests.
+APT_PKGS=(facedetect)
+[[ $DEV == 1 ]] && APT_PKGS+=(chromium)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if (( ${#missing[@]} )); then
+  if [[ $(id -u) == 0 ]]; then
+    echo "[setup] apt-get install ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "[setup] warning: missing Debian packages ${missing[*]} (not root; install them with apt-get)" >&2
+  fi
+fi
+
+"$VENV/bin/python" -m models.assets
