@@ -1,0 +1,1 @@
+"""Synthetic WebRTC peers for tests and load tests (a client of the server, not part of it)."""

@@ -1,0 +1,204 @@
+"""One synthetic caller: streams a face video to the server and measures the avatar it gets back.
+
+Each driver frame carries its id as a corner barcode (server.frame_tag); the session is opened
+with `measure: true`, so the server copies the id into the avatar frame. Matching ids gives the
+end-to-end latency of every frame, independent of RTP timestamp origins and dropped frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import av
+import cv2
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from server import frame_tag
+
+VIDEO_CLOCK = 90_000
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    url: str = "http://127.0.0.1:8080"
+    target: str = "astronaut"
+    fps: float = 30.0
+    width: int = 640
+    height: int = 360
+    output_size: int = 256
+    codec: str = "vp8"  # vp8 | h264
+    keep_frames: int = 0  # received avatar frames to keep (RGB arrays), for quality checks
+    measure: bool = True
+
+
+class RejectedError(Exception):
+    """The server refused the session (HTTP error with its message)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class ReceivedFrame:
+    frame_id: int | None
+    pts: int
+    arrived: float
+    width: int
+    height: int
+
+
+@dataclass
+class PeerStats:
+    setup_seconds: float | None = None
+    sent: int = 0
+    sent_at: dict[int, float] = field(default_factory=dict)  # frame id -> send time
+    sent_pts: dict[int, int] = field(default_factory=dict)
+    received: list[ReceivedFrame] = field(default_factory=list)
+    kept_frames: list[tuple[int | None, np.ndarray]] = field(default_factory=list)
+    statuses: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def latencies_ms(self) -> list[float]:
+        return [1000 * (r.arrived - self.sent_at[r.frame_id]) for r in self.received
+                if r.frame_id is not None and r.frame_id in self.sent_at]
+
+    def received_fps(self, skip_seconds: float = 1.0) -> float:
+        times = [r.arrived for r in self.received]
+        if len(times) < 2:
+            return 0.0
+        times = [t for t in times if t >= times[0] + skip_seconds] or times
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+
+
+class DriverTrack(MediaStreamTrack):
+    """Loops the given RGB frames at a steady rate, each stamped with its frame id."""
+
+    kind = "video"
+
+    def __init__(self, frames: list[np.ndarray], config: PeerConfig, stats: PeerStats) -> None:
+        super().__init__()
+        self._frames = [cv2.resize(f, (config.width, config.height), interpolation=cv2.INTER_AREA) for f in frames]
+        self._config = config
+        self._stats = stats
+        self._index = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.perf_counter()
+        due = self._start + self._index / self._config.fps
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        image = self._frames[self._index % len(self._frames)].copy()
+        frame_id = self._index % frame_tag.ID_MODULO
+        if self._config.measure:
+            frame_tag.write_tag(image, frame_id)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = int(self._index * VIDEO_CLOCK / self._config.fps)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._stats.sent_at[frame_id] = time.perf_counter()
+        self._stats.sent_pts[frame_id] = frame.pts
+        self._stats.sent += 1
+        self._index += 1
+        return frame
+
+
+class SyntheticPeer:
+    def __init__(self, frames: list[np.ndarray], config: PeerConfig) -> None:
+        self.config = config
+        self.stats = PeerStats()
+        self.session_id: str | None = None
+        self.token: str | None = None
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._driver = DriverTrack(frames, config, self.stats)
+        self._tasks: list[asyncio.Task] = []
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> SyntheticPeer:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        started = time.perf_counter()
+        self._http = aiohttp.ClientSession()
+        channel = self._pc.createDataChannel("status")
+
+        @channel.on("message")
+        def on_message(message: str) -> None:
+            with contextlib.suppress(ValueError, TypeError):
+                self.stats.statuses.append(json.loads(message))
+
+        transceiver = self._pc.addTransceiver(self._driver, direction="sendrecv")
+        self._prefer_codec(transceiver)
+
+        @self._pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._tasks.append(asyncio.create_task(self._receive(track)))
+
+        await self._pc.setLocalDescription(await self._pc.createOffer())
+        body = {"sdp": self._pc.localDescription.sdp, "type": "offer", "target": self.config.target,
+                "size": self.config.output_size, "measure": self.config.measure}
+        async with self._http.post(f"{self.config.url}/api/offer", json=body) as response:
+            answer = await response.json(content_type=None)
+            if response.status != 200:
+                await self.close()
+                raise RejectedError(response.status, answer.get("error", "?") if isinstance(answer, dict) else "?")
+        self.session_id, self.token = answer["session_id"], answer["token"]
+        await self._pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        self._setup_started = started
+
+    def _prefer_codec(self, transceiver) -> None:
+        from aiortc.rtcrtpsender import RTCRtpSender
+
+        wanted = "video/" + self.config.codec.upper()
+        codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.upper() == wanted.upper()]
+        rtx = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/rtx"]
+        if codecs:
+            transceiver.setCodecPreferences(codecs + rtx)
+
+    async def _receive(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                now = time.perf_counter()
+                if self.stats.setup_seconds is None:
+                    self.stats.setup_seconds = now - self._setup_started
+                rgb = frame.to_ndarray(format="rgb24")
+                frame_id = frame_tag.read_tag(rgb) if self.config.measure else None
+                self.stats.received.append(ReceivedFrame(frame_id, frame.pts, now, frame.width, frame.height))
+                if len(self.stats.kept_frames) < self.config.keep_frames:
+                    self.stats.kept_frames.append((frame_id, rgb))
+        except MediaStreamError:
+            pass
+        except Exception as error:  # a decode problem is a finding of the run, not a crash
+            self.stats.errors.append(repr(error))
+
+    async def request(self, method: str, path: str, **kwargs) -> tuple[int, dict]:
+        assert self._http is not None and self.session_id is not None
+        headers = {"Authorization": f"Bearer {self.token}"}
+        url = f"{self.config.url}/api/sessions/{self.session_id}{path}"
+        async with self._http.request(method, url, headers=headers, **kwargs) as response:
+            return response.status, await response.json(content_type=None)
+
+    async def close(self, hang_up: bool = True) -> None:
+        if hang_up and self.session_id and self._http and not self._http.closed:
+            with contextlib.suppress(aiohttp.ClientError, AssertionError):
+                await self.request("DELETE", "")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._pc.close()
+        if self._http:
+            await self._http.close()

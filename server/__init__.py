@@ -1,0 +1,1 @@
+"""MarioNETte Live media server: WebRTC signaling, sessions, cross-session batcher, metrics."""

@@ -1,0 +1,212 @@
+"""HTTP API (signaling, targets, session control), demo page, health and metrics."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from models.pipeline import PipelineConfig, ReenactmentPipeline
+from server import metrics
+from server.batcher import BatcherConfig, FrameBatcher
+from server.config import ServerConfig
+from server.errors import ApiError
+from server.photos import decode_photo
+from server.registry import SessionRegistry
+from server.targets import TargetStore
+
+log = logging.getLogger(__name__)
+WEB_ROOT = Path(__file__).resolve().parent.parent / "client_web"
+MIN_SIZE, MAX_SIZE = 64, 1024
+
+CONFIG = web.AppKey("config", ServerConfig)
+REGISTRY = web.AppKey("registry", SessionRegistry)
+TARGETS = web.AppKey("targets", TargetStore)
+BATCHER = web.AppKey("batcher", FrameBatcher)
+EXECUTOR = web.AppKey("executor", concurrent.futures.ThreadPoolExecutor)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """Every error leaves as JSON {"error": "..."} with a fitting status; nothing leaks a traceback."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return web.json_response({"error": error.message}, status=error.status)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return web.json_response({"error": error.reason}, status=error.status)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response({"error": "internal server error"}, status=500)
+
+
+async def _json_body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, "the request body is not valid JSON") from error
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else None
+
+
+async def offer(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    sdp, kind = body.get("sdp"), body.get("type")
+    if not isinstance(sdp, str) or not sdp.strip() or kind != "offer":
+        raise ApiError(400, 'expected {"sdp": "<offer SDP>", "type": "offer", "target": "<target id>"}')
+    config = request.app[CONFIG]
+    size = body.get("size", config.output_size)
+    if not isinstance(size, int) or isinstance(size, bool) or not MIN_SIZE <= size <= MAX_SIZE or size % 2:
+        raise ApiError(400, f"size must be an even number of pixels between {MIN_SIZE} and {MAX_SIZE}")
+    measure = body.get("measure", False)
+    if not isinstance(measure, bool):
+        raise ApiError(400, "measure must be true or false")
+    target_id = body.get("target", "astronaut")
+    if not isinstance(target_id, str):
+        raise ApiError(400, "target must be a target id string")
+    target = await request.app[TARGETS].get(target_id)
+    session, answer_sdp = await request.app[REGISTRY].open(sdp, target, size, measure)
+    return web.json_response(
+        {"sdp": answer_sdp, "type": "answer", "session_id": session.id, "token": session.token,
+         "target": request.app[TARGETS].describe(target)}
+    )
+
+
+async def switch_target(request: web.Request) -> web.Response:
+    session = request.app[REGISTRY].get(request.match_info["session_id"], _bearer_token(request))
+    body = await _json_body(request)
+    target_id = body.get("target")
+    if not isinstance(target_id, str):
+        raise ApiError(400, 'expected {"target": "<target id>"}')
+    session.target = await request.app[TARGETS].get(target_id)
+    return web.json_response({"target": request.app[TARGETS].describe(session.target)})
+
+
+async def calibrate(request: web.Request) -> web.Response:
+    session = request.app[REGISTRY].get(request.match_info["session_id"], _bearer_token(request))
+    session.driver_state.calibrate_next = True  # the pipeline sets neutral from the next face
+    return web.json_response({"calibrating": True})
+
+
+async def close_session(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    session = registry.get(request.match_info["session_id"], _bearer_token(request))
+    await registry.close(session, "closed by the client")
+    return web.json_response({"closed": True})
+
+
+async def list_targets(request: web.Request) -> web.Response:
+    return web.json_response({"targets": request.app[TARGETS].listing()})
+
+
+async def target_image(request: web.Request) -> web.Response:
+    jpeg = await request.app[TARGETS].thumbnail_jpeg(request.match_info["target_id"])
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+async def upload_target(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(400, "upload photos as multipart/form-data in a field named 'photo'")
+    reader = await request.multipart()
+    photos, total = [], 0
+    while (part := await reader.next()) is not None:
+        if part.name != "photo":
+            continue
+        if len(photos) >= config.max_upload_photos:
+            raise ApiError(413, f"at most {config.max_upload_photos} photos per upload")
+        data = bytearray()
+        while chunk := await part.read_chunk(256 * 1024):
+            total += len(chunk)
+            if total > config.max_upload_bytes:
+                raise ApiError(413, f"upload too large: the limit is {config.max_upload_bytes // (1024 * 1024)} MB")
+            data.extend(chunk)
+        photos.append(decode_photo(bytes(data), part.filename or f"photo {len(photos) + 1}"))
+    if not photos:
+        raise ApiError(400, "no photo in the upload (multipart field 'photo')")
+    target = await request.app[TARGETS].add_upload(photos)
+    return web.json_response(request.app[TARGETS].describe(target), status=201)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "sessions": len(request.app[REGISTRY])})
+
+
+async def server_info(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    return web.json_response({
+        "generator": config.generator, "device": config.device, "output_size": config.output_size,
+        "max_sessions": config.max_sessions, "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms,
+        "detect_every": config.detect_every,
+    })
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_ROOT / "index.html")
+
+
+def resolve_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    try:
+        import torch  # optional: only the neural stages need it
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def build_app(config: ServerConfig) -> web.Application:
+    device = resolve_device(config.device)
+    pipeline = ReenactmentPipeline(PipelineConfig(
+        generator=config.generator, output_size=config.output_size, detect_every=config.detect_every,
+        device=device))
+    # One model thread: the batcher and target preparation share it, so the model never runs twice at once.
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+    batcher = FrameBatcher(pipeline, BatcherConfig(config.max_batch, config.max_wait_ms), executor)
+    app = web.Application(middlewares=[json_errors], client_max_size=config.max_upload_bytes + 1024 * 1024)
+    app[CONFIG] = config
+    app[EXECUTOR] = executor
+    app[BATCHER] = batcher
+    app[REGISTRY] = SessionRegistry(config, pipeline, batcher)
+    app[TARGETS] = TargetStore(pipeline.prepare_target, executor, config.max_uploaded_targets)
+
+    async def on_startup(app: web.Application) -> None:
+        app[BATCHER].start()
+        app[REGISTRY].start()
+
+    async def on_shutdown(app: web.Application) -> None:
+        await app[REGISTRY].close_all()
+        await app[BATCHER].stop()
+        app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.router.add_get("/", index)
+    app.router.add_static("/static", WEB_ROOT)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", prometheus_metrics)
+    app.router.add_get("/api/info", server_info)
+    app.router.add_get("/api/targets", list_targets)
+    app.router.add_post("/api/targets", upload_target)
+    app.router.add_get("/api/targets/{target_id}/image", target_image)
+    app.router.add_post("/api/offer", offer)
+    app.router.add_post("/api/sessions/{session_id}/target", switch_target)
+    app.router.add_post("/api/sessions/{session_id}/calibrate", calibrate)
+    app.router.add_delete("/api/sessions/{session_id}", close_session)
+    return app

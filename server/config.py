@@ -1,0 +1,82 @@
+"""Server configuration: one dataclass, filled from CLI flags with environment fallbacks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+
+from models.pipeline import GENERATORS
+
+ENV_PREFIX = "MARIONETTE_"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    device: str = "auto"  # auto | cpu | cuda
+    generator: str = "warp"
+    output_size: int = 256  # default size of the avatar stream (a session may ask for another)
+    max_sessions: int = 8
+    max_batch: int = 16  # frames per model call, across sessions
+    max_wait_ms: float = 4.0  # how long the batcher waits for more frames after the first
+    detect_every: int = 10
+    session_idle_timeout_s: float = 10.0  # no video and no ping for this long -> session closed
+    max_upload_bytes: int = 8 * 1024 * 1024
+    max_upload_photos: int = 8
+    max_uploaded_targets: int = 64
+    ice_servers: tuple[str, ...] = field(default_factory=tuple)  # stun:/turn: URLs; none by default
+    log_level: str = "info"
+
+
+_HELP = {
+    "host": "address to listen on",
+    "port": "TCP port for HTTP (signaling, demo page, metrics)",
+    "device": "where the model runs: auto picks cuda when available",
+    "generator": "reenactment generator",
+    "output_size": "default avatar stream size in pixels (square)",
+    "max_sessions": "concurrent sessions; more get HTTP 503",
+    "max_batch": "largest cross-session batch per model call",
+    "max_wait_ms": "wait at most this long for more frames to fill a batch",
+    "detect_every": "run full face detection every N frames, track in between",
+    "session_idle_timeout_s": "close a session that sent no video and no ping for this long",
+    "max_upload_bytes": "largest accepted photo upload",
+    "max_upload_photos": "most photos in one upload (few-shot targets)",
+    "max_uploaded_targets": "uploaded targets kept in memory (oldest evicted first)",
+    "ice_servers": "comma-separated STUN/TURN URLs (default: none, host candidates only)",
+    "log_level": "logging level",
+}
+_CHOICES = {"device": ("auto", "cpu", "cuda"), "generator": GENERATORS,
+            "log_level": ("debug", "info", "warning", "error")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="MarioNETte Live: real-time face reenactment over WebRTC. Every flag can also be "
+        f"set by an environment variable {ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}MAX_SESSIONS=4).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    defaults = ServerConfig()
+    for f in fields(ServerConfig):
+        default = getattr(defaults, f.name)
+        env_value = os.environ.get(ENV_PREFIX + f.name.upper())
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "ice_servers":
+            parser.add_argument(flag, default=env_value if env_value is not None else "", help=_HELP[f.name])
+            continue
+        kind = type(default)
+        value = kind(env_value) if env_value is not None else default
+        parser.add_argument(flag, type=kind, default=value, choices=_CHOICES.get(f.name), help=_HELP[f.name])
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> ServerConfig:
+    args = build_parser().parse_args(argv)
+    values = vars(args)
+    values["ice_servers"] = tuple(u.strip() for u in values["ice_servers"].split(",") if u.strip())
+    config = ServerConfig(**values)
+    if config.max_batch < 1 or config.max_wait_ms < 0 or config.max_sessions < 0:
+        raise SystemExit("error: --max-batch must be >= 1, --max-wait-ms and --max-sessions >= 0")
+    return config

@@ -1,0 +1,34 @@
+"""Prometheus metrics of the media server, in one registry served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+SESSIONS_ACTIVE = Gauge("marionette_sessions_active", "Sessions with a live peer connection", registry=REGISTRY)
+SESSIONS_REJECTED = Counter(
+    "marionette_sessions_rejected", "Offers refused", ["reason"], registry=REGISTRY
+)
+FRAMES_IN = Counter("marionette_frames_in", "Driver frames received from peers", registry=REGISTRY)
+FRAMES_OUT = Counter("marionette_frames_out", "Avatar frames produced for peers", registry=REGISTRY)
+FRAMES_DROPPED = Counter(
+    "marionette_frames_dropped",
+    "Driver frames dropped (stale: replaced by a newer frame before the model took it)",
+    ["reason"],
+    registry=REGISTRY,
+)
+FRAMES_NO_FACE = Counter("marionette_frames_no_face", "Driver frames without a face", registry=REGISTRY)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.033, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
+STAGE_SECONDS = Histogram(
+    "marionette_stage_seconds", "Wall time of one pipeline stage per batch", ["stage"],
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+FRAME_LATENCY = Histogram(
+    "marionette_frame_latency_seconds",
+    "Server-side latency of a frame: decoded driver frame in slot -> avatar frame ready",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "marionette_batch_size", "Frames per model call", buckets=(1, 2, 4, 8, 16, 32, 64), registry=REGISTRY
+)

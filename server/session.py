@@ -1,0 +1,99 @@
+"""One caller's session: its peer connection, frame slots, model state and live stats."""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import json
+import secrets
+import statistics
+import time
+from dataclasses import dataclass
+
+import av
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
+
+from models.pipeline import DriverState, TargetFace
+from server.slots import LatestFrameSlot, OutputSlot
+
+
+@dataclass(frozen=True)
+class PreparedTarget:
+    id: str
+    face: TargetFace
+
+
+class AvatarTrack(MediaStreamTrack):
+    """Outbound video: each avatar frame as the batcher produces it, with the driver frame's pts."""
+
+    kind = "video"
+
+    def __init__(self, output: OutputSlot) -> None:
+        super().__init__()
+        self._output = output
+
+    async def recv(self) -> av.VideoFrame:
+        return await self._output.get()
+
+
+class Session:
+    def __init__(self, pc: RTCPeerConnection, target: PreparedTarget, driver_state: DriverState,
+                 size: int, measure: bool) -> None:
+        self.id = secrets.token_urlsafe(12)
+        self.token = secrets.token_urlsafe(24)
+        self.pc = pc
+        self.target: PreparedTarget = target
+        self.driver_state = driver_state
+        self.size = size
+        self.measure = measure
+        self.slot = LatestFrameSlot()
+        self.output = OutputSlot()
+        self.avatar_track = AvatarTrack(self.output)
+        self.status_channel: RTCDataChannel | None = None
+        self.created = time.monotonic()
+        self.last_seen = self.created
+        self.frames_in = 0
+        self.frames_out = 0
+        self.frames_dropped = 0
+        self.face_found = False
+        self._out_times: collections.deque[float] = collections.deque(maxlen=60)
+        self._latencies: collections.deque[float] = collections.deque(maxlen=60)
+        self.closed = False
+
+    def check_token(self, token: str) -> bool:
+        return hmac.compare_digest(self.token.encode(), token.encode())
+
+    def touch(self) -> None:
+        self.last_seen = time.monotonic()
+
+    def deliver(self, frame: av.VideoFrame, face_found: bool, latency_s: float) -> None:
+        self.output.put(frame)
+        self.frames_out += 1
+        self.face_found = face_found
+        self._out_times.append(time.monotonic())
+        self._latencies.append(latency_s)
+
+    def fps_out(self) -> float:
+        times = [t for t in self._out_times if t > time.monotonic() - 2.0]
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+
+    def status(self) -> dict:
+        return {
+            "type": "status",
+            "session_id": self.id,
+            "face_found": self.face_found,
+            "fps_out": round(self.fps_out(), 1),
+            "server_ms": round(1000 * statistics.median(self._latencies), 1) if self._latencies else None,
+            "target": self.target.id,
+            "calibrated": self.driver_state.neutral is not None and not self.driver_state.calibrate_next,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "frames_dropped": self.frames_dropped,
+        }
+
+    def send_status(self) -> None:
+        channel = self.status_channel
+        if channel is not None and channel.readyState == "open":
+            channel.send(json.dumps(self.status()))

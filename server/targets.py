@@ -1,0 +1,103 @@
+"""Target faces: the built-in gallery and uploaded photos, each prepared once and cached."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from models.assets import gallery
+from models.pipeline import NoFaceError, TargetFace
+from server.errors import ApiError
+from server.session import PreparedTarget
+
+
+@dataclass
+class _Entry:
+    id: str
+    title: str
+    credit: str
+    load_photos: Callable[[], list[np.ndarray]]
+    prepared: PreparedTarget | None = None
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(path)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class TargetStore:
+    """Gallery targets are prepared on first use; uploads are kept in a bounded LRU."""
+
+    def __init__(self, prepare: Callable[[list[np.ndarray]], TargetFace],
+                 executor: concurrent.futures.Executor, max_uploaded: int) -> None:
+        self._prepare = prepare
+        self._executor = executor
+        self._max_uploaded = max_uploaded
+        self._gallery: dict[str, _Entry] = {}
+        for item in gallery():
+            path = str(item.path)
+            self._gallery[item.id] = _Entry(item.id, item.title, item.credit,
+                                            lambda p=path: [_read_rgb(p)])
+        self._uploads: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
+        self._lock = asyncio.Lock()
+
+    def listing(self) -> list[dict]:
+        return [
+            {"id": e.id, "title": e.title, "credit": e.credit, "image_url": f"/api/targets/{e.id}/image"}
+            for e in self._gallery.values()
+        ]
+
+    def _entry(self, target_id: str) -> _Entry:
+        entry = self._gallery.get(target_id) or self._uploads.get(target_id)
+        if entry is None:
+            raise ApiError(404, f"unknown target {target_id!r}; GET /api/targets lists them")
+        if target_id in self._uploads:
+            self._uploads.move_to_end(target_id)
+        return entry
+
+    async def get(self, target_id: str) -> PreparedTarget:
+        entry = self._entry(target_id)
+        async with self._lock:  # one preparation per target even when many sessions ask at once
+            if entry.prepared is None:
+                photos = entry.load_photos()
+                face = await self._run_prepare(photos)
+                entry.prepared = PreparedTarget(entry.id, face)
+        return entry.prepared
+
+    async def add_upload(self, photos: list[np.ndarray]) -> PreparedTarget:
+        face = await self._run_prepare(photos)
+        target_id = "upload-" + secrets.token_urlsafe(9)
+        title = "Your photo" if len(photos) == 1 else f"Your photos ({len(photos)})"
+        entry = _Entry(target_id, title, "uploaded", lambda: photos, PreparedTarget(target_id, face))
+        self._uploads[target_id] = entry
+        while len(self._uploads) > self._max_uploaded:
+            self._uploads.popitem(last=False)
+        return entry.prepared
+
+    def describe(self, target: PreparedTarget) -> dict:
+        entry = self._entry(target.id)
+        return {"id": entry.id, "title": entry.title, "image_url": f"/api/targets/{entry.id}/image"}
+
+    async def thumbnail_jpeg(self, target_id: str) -> bytes:
+        target = await self.get(target_id)
+        image = cv2.cvtColor(target.face.images[0], cv2.COLOR_RGB2BGR)
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise ApiError(500, "could not encode the target image")
+        return encoded.tobytes()
+
+    async def _run_prepare(self, photos: list[np.ndarray]) -> TargetFace:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._prepare, photos)
+        except NoFaceError as error:
+            raise ApiError(422, str(error) or "no face found in the photo") from error
