@@ -22,6 +22,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from server import frame_tag
+from server.rtc_tuning import install_low_latency_jitter_buffer
 
 VIDEO_CLOCK = 90_000
 
@@ -114,6 +115,7 @@ class DriverTrack(MediaStreamTrack):
 
 class SyntheticPeer:
     def __init__(self, frames: list[np.ndarray], config: PeerConfig) -> None:
+        install_low_latency_jitter_buffer()
         self.config = config
         self.stats = PeerStats()
         self.session_id: str | None = None

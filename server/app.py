@@ -17,6 +17,7 @@ from server.config import ServerConfig
 from server.errors import ApiError
 from server.photos import decode_photo
 from server.registry import SessionRegistry
+from server.rtc_tuning import install_low_latency_jitter_buffer
 from server.targets import TargetStore
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ def resolve_device(requested: str) -> str:
 
 
 def build_app(config: ServerConfig) -> web.Application:
+    install_low_latency_jitter_buffer()
     device = resolve_device(config.device)
     pipeline = ReenactmentPipeline(PipelineConfig(
         generator=config.generator, output_size=config.output_size, detect_every=config.detect_every,

