@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from loadtest.local_server import RunningServer, running_server
 from loadtest.peer import PeerConfig, RejectedError, SyntheticPeer
 from models.assets import sample_media
-from tests.server_process import RunningServer, running_server
 
 
 @pytest.fixture(scope="module")

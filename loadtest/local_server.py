@@ -1,4 +1,4 @@
-"""Start the real server as a subprocess on a free port, for tests that talk to it over the network."""
+"""Start the real server as a subprocess on a free port (for tests, and for --compare-passthrough)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,89 @@
+"""A real call over loopback: an aiortc peer streams a real talking-face video to the server (warp
+generator) and checks the avatar stream it gets back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from models.face_metrics import cosine_similarity, face_embedding, mouth_opening
+from models.landmarks import detect_landmarks
+
+from loadtest.local_server import RunningServer, running_server
+from loadtest.peer import PeerConfig, SyntheticPeer
+
+SECONDS = 5.0
+
+
+@pytest.fixture(scope="module")
+def warp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("call"), "--generator", "warp") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def call(warp_server: RunningServer, talking_face_frames: list[np.ndarray]) -> SyntheticPeer:
+    async def run() -> SyntheticPeer:
+        config = PeerConfig(url=warp_server.url, target="astronaut", output_size=256, keep_frames=400)
+        async with SyntheticPeer(talking_face_frames, config) as peer:
+            await asyncio.sleep(SECONDS)
+        return peer
+
+    return asyncio.run(run())
+
+
+def test_avatar_frames_arrive_at_requested_size_with_driver_pts(call: SyntheticPeer) -> None:
+    stats = call.stats
+    assert stats.errors == []
+    assert len(stats.received) >= 0.4 * stats.sent  # a broken pipeline returns nothing; overload drops some
+    assert {(r.width, r.height) for r in stats.received} == {(256, 256)}
+    matched = [r for r in stats.received if r.frame_id in stats.sent_pts]
+    assert len(matched) >= 0.9 * len(stats.received)
+    # The receiver re-bases pts to its first frame, so sent and received pts differ by one constant.
+    offsets = [r.pts - stats.sent_pts[r.frame_id] for r in matched]
+    assert max(offsets) - min(offsets) <= 10  # 90 kHz ticks: rounding only
+    latencies = stats.latencies_ms()
+    assert latencies and min(latencies) > 0
+
+
+def _driver_frame(call: SyntheticPeer, frames: list[np.ndarray], frame_id: int) -> np.ndarray:
+    return frames[frame_id % len(frames)]
+
+
+def test_avatar_keeps_target_identity(call: SyntheticPeer, talking_face_frames: list[np.ndarray]) -> None:
+    import cv2
+
+    from models.assets import gallery
+
+    target_photo = cv2.cvtColor(cv2.imread(str(gallery()[0].path)), cv2.COLOR_BGR2RGB)
+    target_embedding = face_embedding(target_photo)
+    assert target_embedding is not None
+    closer_to_target = 0
+    checked = 0
+    for frame_id, image in call.stats.kept_frames[10::15]:
+        output = face_embedding(image)
+        driver = face_embedding(_driver_frame(call, talking_face_frames, frame_id))
+        assert output is not None, "no face in the avatar frame"
+        if driver is None:
+            continue
+        checked += 1
+        closer_to_target += cosine_similarity(output, target_embedding) > cosine_similarity(output, driver)
+    assert checked >= 5
+    assert closer_to_target == checked
+
+
+def test_avatar_mouth_follows_driver(call: SyntheticPeer, talking_face_frames: list[np.ndarray]) -> None:
+    driver_mouth, avatar_mouth = [], []
+    for frame_id, image in call.stats.kept_frames[::2]:
+        avatar = detect_landmarks(image)
+        driver = detect_landmarks(_driver_frame(call, talking_face_frames, frame_id))
+        if avatar is None or driver is None:
+            continue
+        avatar_mouth.append(mouth_opening(avatar))
+        driver_mouth.append(mouth_opening(driver))
+    assert len(avatar_mouth) >= 30
+    assert np.std(driver_mouth) > 0.01  # the clip really has mouth motion to follow
+    correlation = np.corrcoef(driver_mouth, avatar_mouth)[0, 1]
+    assert correlation > 0.5, f"avatar mouth does not follow the driver (r={correlation:.2f})"
