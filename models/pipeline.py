@@ -16,11 +16,19 @@ with face_found=False; it never raises for that.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-GENERATORS = ("warp", "passthrough")
+from models.align import align_face
+from models.generators import GENERATORS as GENERATOR_CLASSES
+from models.generators.base import GenerateRequest
+from models.landmarks import FaceTracker, box_from_landmarks, detect_face_boxes, face_size, landmarks_in_box, to_gray
+from models.smoothing import OneEuroFilter
+from models.transformer import LandmarkTransformer, TransformerConfig
+
+GENERATORS = tuple(GENERATOR_CLASSES)
 
 
 class NoFaceError(ValueError):
@@ -48,7 +56,8 @@ class TargetFace:
 class DriverState:
     """Per-session driver state: tracking, calibration, last good output."""
 
-    tracker: object | None = None
+    tracker: FaceTracker | None = None
+    smoother: OneEuroFilter = field(default_factory=OneEuroFilter)
     neutral: np.ndarray | None = None  # (68, 2) driver landmarks at rest
     calibrate_next: bool = True  # the first face seen becomes the neutral face
     last_output: np.ndarray | None = None
@@ -66,3 +75,86 @@ class FrameResult:
     image: np.ndarray  # RGB uint8 (output_size, output_size, 3)
     face_found: bool
     stage_seconds: dict[str, float]  # wall time per stage for this batch, e.g. {"landmarks": .004}
+
+
+class ReenactmentPipeline:
+    """Landmarks -> landmark transformer -> generator, over a batch of frames from many sessions."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        if config.generator not in GENERATOR_CLASSES:
+            raise ValueError(f"unknown generator {config.generator!r}; choose from {', '.join(GENERATORS)}")
+        self.config = config
+        self.generator = GENERATOR_CLASSES[config.generator](config.output_size)
+        self.transformer = LandmarkTransformer(TransformerConfig(output_size=config.output_size))
+
+    def prepare_target(self, photos: list[np.ndarray]) -> TargetFace:
+        if not photos:
+            raise ValueError("at least one target photo is needed")
+        images, landmarks = [], []
+        for photo in photos:
+            gray = to_gray(photo)
+            boxes = detect_face_boxes(gray)
+            if not boxes:
+                raise NoFaceError("no face found in the photo")
+            crop, points = align_face(photo, landmarks_in_box(gray, boxes[0]), self.config.output_size)
+            # Re-fit the landmarks on the aligned crop: the predictor is most accurate on upright faces.
+            refined = landmarks_in_box(to_gray(crop), box_from_landmarks(points))
+            images.append(crop)
+            landmarks.append(refined)
+        target = TargetFace(images, landmarks)
+        target.extra["generator"] = self.generator.prepare(images, landmarks)
+        return target
+
+    def new_driver(self) -> DriverState:
+        return DriverState(tracker=FaceTracker(detect_every=self.config.detect_every))
+
+    def request_calibration(self, driver: DriverState) -> None:
+        driver.calibrate_next = True
+
+    def process(self, jobs: list[FrameJob]) -> list[FrameResult]:
+        timings: dict[str, float] = {}
+        if not self.generator.needs_landmarks:
+            start = time.perf_counter()
+            images = self.generator.generate([_request(job, None) for job in jobs])
+            timings["generate"] = time.perf_counter() - start
+            return [FrameResult(image, True, timings) for image in images]
+
+        start = time.perf_counter()
+        driven: list[np.ndarray | None] = [self._drive(job) for job in jobs]
+        timings["landmarks"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        live = [i for i, points in enumerate(driven) if points is not None]
+        images = self.generator.generate([_request(jobs[i], driven[i]) for i in live]) if live else []
+        timings["generate"] = time.perf_counter() - start
+
+        results = []
+        rendered = dict(zip(live, images, strict=True))
+        for index, job in enumerate(jobs):
+            if index in rendered:
+                job.driver.last_output = rendered[index]
+                results.append(FrameResult(rendered[index], True, timings))
+            else:
+                held = job.driver.last_output if job.driver.last_output is not None else job.target.images[0]
+                results.append(FrameResult(held, False, timings))
+        return results
+
+    def _drive(self, job: FrameJob) -> np.ndarray | None:
+        """Track the driver's face and transform its motion onto the target's landmarks."""
+        driver = job.driver
+        if driver.tracker is None:
+            driver.tracker = FaceTracker(detect_every=self.config.detect_every)
+        points = driver.tracker.update(job.frame)
+        if points is None:
+            driver.smoother.reset()
+            return None
+        points = driver.smoother(points, time.monotonic(), scale=face_size(points))
+        if driver.calibrate_next or driver.neutral is None:
+            driver.neutral = points.copy()
+            driver.calibrate_next = False
+        return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
+
+
+def _request(job: FrameJob, driven: np.ndarray | None) -> GenerateRequest:
+    return GenerateRequest(job.target.images, job.target.landmarks, job.target.extra.get("generator", {}),
+                           driven, job.frame)

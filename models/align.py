@@ -1,0 +1,33 @@
+"""Aligned face crops: the target photo is cut to a square with the face at a fixed scale and upright."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from models import geometry
+
+
+def crop_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """2x3 similarity mapping photo pixels to an upright crop of `size` px around the face."""
+    left_eye, right_eye = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
+    mouth = landmarks[48:68].mean(axis=0)
+    eyes_centre = (left_eye + right_eye) / 2
+    eye_vector = right_eye - left_eye
+    angle = np.arctan2(eye_vector[1], eye_vector[0])
+    # Face scale from both the eye distance and the eye-to-mouth distance (robust to a turned head).
+    scale_px = max(np.linalg.norm(eye_vector), 0.9 * np.linalg.norm(mouth - eyes_centre))
+    zoom = size * 0.22 / scale_px  # eye distance ~22% of the crop: room for head motion and hair
+    centre = eyes_centre * 0.55 + mouth * 0.45  # a bit above the nose tip: forehead and chin both fit
+    cos, sin = np.cos(-angle) * zoom, np.sin(-angle) * zoom
+    matrix = np.array([[cos, -sin, 0.0], [sin, cos, 0.0]])
+    matrix[:, 2] = np.array([size / 2, size * 0.52]) - matrix[:, :2] @ centre
+    return matrix
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned crop and its landmarks in crop pixels."""
+    matrix = crop_matrix(landmarks, size)
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA if matrix[0, 0] < 1 else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return crop, geometry.apply(matrix, landmarks).astype(np.float32)

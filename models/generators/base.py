@@ -1,0 +1,34 @@
+"""The generator interface every generator implements (warp baseline, passthrough, neural ones)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class GenerateRequest:
+    """One frame to render: the target (K aligned images + landmarks) driven to `driven` landmarks."""
+
+    images: list[np.ndarray]
+    landmarks: list[np.ndarray]
+    cache: dict  # what prepare() returned for this target
+    driven: np.ndarray | None  # (68, 2) in output pixels; None for generators that need no landmarks
+    driver_frame: np.ndarray  # the raw driver frame (only passthrough looks at it)
+
+
+class Generator(ABC):
+    needs_landmarks: bool = True
+
+    def __init__(self, output_size: int) -> None:
+        self.output_size = output_size
+
+    def prepare(self, images: list[np.ndarray], landmarks: list[np.ndarray]) -> dict:
+        """Per-target work done once when a target is chosen; the result is passed back on every frame."""
+        return {}
+
+    @abstractmethod
+    def generate(self, requests: list[GenerateRequest]) -> list[np.ndarray]:
+        """RGB uint8 (output_size, output_size, 3) images, one per request (a batch across sessions)."""

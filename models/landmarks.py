@@ -1,0 +1,110 @@
+"""68-point face landmarks with dlib: HOG face detection, shape predictor, and frame-to-frame tracking.
+
+Detection is the expensive part (~35 ms at 512 px), so a tracked face re-uses the box of its previous
+landmarks and full detection runs only every `detect_every` frames or when tracking looks lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+
+import cv2
+import dlib
+import numpy as np
+
+from models.assets import SHAPE_PREDICTOR_68, dlib_model_path
+
+DETECT_WIDTH = 320  # frames are downscaled to this width for detection
+MIN_FACE_FRACTION = 0.08  # faces narrower than this fraction of the frame are ignored
+
+
+@functools.cache
+def _detector() -> dlib.fhog_object_detector:
+    return dlib.get_frontal_face_detector()
+
+
+@functools.cache
+def _predictor() -> dlib.shape_predictor:
+    return dlib.shape_predictor(str(dlib_model_path(SHAPE_PREDICTOR_68)))
+
+
+_model_lock = threading.Lock()  # dlib objects are shared; callers in several threads take turns
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+
+
+def detect_face_boxes(gray: np.ndarray, upsample_small: bool = True) -> list[tuple[float, float, float, float]]:
+    """Face boxes (left, top, right, bottom) in gray's pixel coordinates, largest first."""
+    scale = min(1.0, DETECT_WIDTH / gray.shape[1])
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    with _model_lock:
+        rects = _detector()(small, 0)
+        if not rects and upsample_small:
+            rects = _detector()(small, 1)  # small faces: one upsampling pass, 4x the cost
+    boxes = [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale) for r in rects]
+    boxes = [b for b in boxes if (b[2] - b[0]) >= MIN_FACE_FRACTION * gray.shape[1]]
+    return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+
+
+def landmarks_in_box(gray: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    rect = dlib.rectangle(int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+    with _model_lock:
+        shape = _predictor()(gray, rect)
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+def box_from_landmarks(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """The detector-style box for a set of landmarks (used to track without detecting)."""
+    left, top = landmarks.min(axis=0)
+    right, bottom = landmarks.max(axis=0)
+    # dlib's boxes start around the brows; the landmark box is close to it, slightly wider.
+    return float(left), float(top), float(right), float(bottom)
+
+
+def detect_landmarks(rgb: np.ndarray) -> np.ndarray | None:
+    """Landmarks (68, 2) of the largest face in an image, or None."""
+    gray = to_gray(rgb)
+    boxes = detect_face_boxes(gray)
+    return landmarks_in_box(gray, boxes[0]) if boxes else None
+
+
+@dataclass
+class FaceTracker:
+    """Per-stream tracking state."""
+
+    detect_every: int = 10
+    landmarks: np.ndarray | None = None
+    frames_since_detect: int = 0
+
+    def update(self, rgb: np.ndarray) -> np.ndarray | None:
+        gray = to_gray(rgb)
+        if self.landmarks is not None and self.frames_since_detect < self.detect_every:
+            tracked = landmarks_in_box(gray, box_from_landmarks(self.landmarks))
+            if _plausible(self.landmarks, tracked):
+                self.landmarks = tracked
+                self.frames_since_detect += 1
+                return tracked
+        boxes = detect_face_boxes(gray)
+        self.frames_since_detect = 0
+        self.landmarks = landmarks_in_box(gray, boxes[0]) if boxes else None
+        return self.landmarks
+
+
+def face_size(landmarks: np.ndarray) -> float:
+    """A robust face scale: distance between the eye centres."""
+    left_eye = landmarks[36:42].mean(axis=0)
+    right_eye = landmarks[42:48].mean(axis=0)
+    return float(np.linalg.norm(right_eye - left_eye))
+
+
+def _plausible(previous: np.ndarray, current: np.ndarray) -> bool:
+    """A tracked face should not jump or change size abruptly from one frame to the next."""
+    size_prev, size_now = face_size(previous), face_size(current)
+    if size_prev <= 1 or not 0.75 < size_now / size_prev < 1.33:
+        return False
+    shift = np.linalg.norm(current.mean(axis=0) - previous.mean(axis=0))
+    return bool(shift < 0.5 * size_prev)
