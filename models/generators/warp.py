@@ -15,28 +15,15 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from models import geometry
+from models.face_metrics import LEFT_EYE, RIGHT_EYE, eye_distance, eye_openness, mouth_opening
 from models.generators.base import GenerateRequest, Generator
 from models.geometry import STABLE_POINTS
 
 INNER_MOUTH = np.arange(60, 68)
 UPPER_INNER_LIP = np.array([60, 61, 62, 63, 64])
-LEFT_EYE, RIGHT_EYE = np.arange(36, 42), np.arange(42, 48)
 RING_POINTS = 16
 CAVITY_RGB = np.array([45, 18, 20], np.float32)
 TEETH_RGB = np.array([225, 218, 205], np.float32)
-
-
-def mouth_gap(landmarks: np.ndarray) -> float:
-    """Inner-lip opening normalised by the eye distance."""
-    eyes = np.linalg.norm(landmarks[42:48].mean(0) - landmarks[36:42].mean(0))
-    gap = np.mean([np.linalg.norm(landmarks[a] - landmarks[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
-    return float(gap / max(eyes, 1e-6))
-
-
-def eye_openness(landmarks: np.ndarray, eye: np.ndarray) -> float:
-    points = landmarks[eye]
-    vertical = np.linalg.norm(points[1] - points[5]) + np.linalg.norm(points[2] - points[4])
-    return float(vertical / (2 * max(np.linalg.norm(points[0] - points[3]), 1e-6)))
 
 
 def _forehead(landmarks: np.ndarray) -> np.ndarray:
@@ -93,7 +80,7 @@ class WarpGenerator(Generator):
                 "controls": controls,
                 "ring": ring,
                 "triangles": Delaunay(controls).simplices.astype(np.int32),
-                "mouth_gap": mouth_gap(points),
+                "mouth_gap": mouth_opening(points),
                 "eye_open": (eye_openness(points, LEFT_EYE), eye_openness(points, RIGHT_EYE)),
                 "skin": image[np.clip(points[[29, 30]].astype(int)[:, 1], 0, self.output_size - 1),
                               np.clip(points[[29, 30]].astype(int)[:, 0], 0, self.output_size - 1)].mean(0),
@@ -140,7 +127,7 @@ class WarpGenerator(Generator):
         return out
 
     def _paint_mouth(self, image: np.ndarray, driven: np.ndarray, target_gap: float) -> None:
-        opening = mouth_gap(driven) - target_gap
+        opening = mouth_opening(driven) - target_gap
         if opening <= 0.02:
             return
         strength = min(1.0, (opening - 0.02) / 0.08)
@@ -149,7 +136,7 @@ class WarpGenerator(Generator):
         blur = max(0.6, 0.01 * self.output_size)
         cavity = _soft_mask(shape, inner, blur) * strength
         # Upper teeth: a band under the upper inner lip, inside the cavity.
-        gap_px = mouth_gap(driven) * np.linalg.norm(driven[42:48].mean(0) - driven[36:42].mean(0))
+        gap_px = mouth_opening(driven) * eye_distance(driven)
         teeth = np.zeros(shape, np.float32)
         thickness = max(1, round(float(0.35 * gap_px)))
         cv2.polylines(teeth, [np.round(driven[UPPER_INNER_LIP]).astype(np.int32)], False, 1.0, thickness)
