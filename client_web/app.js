@@ -1,0 +1,256 @@
+// MarioNETte Live demo page: camera -> WebRTC -> server -> avatar stream back, plus live stats.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+// Everything a test (or a curious person in the console) may want to read.
+const state = {
+  target: params.get("target") || "astronaut",
+  size: Number(params.get("size")) || 256,
+  pc: null, channel: null, stream: null,
+  sessionId: null, token: null,
+  connected: false, framesDecoded: 0, fps: 0, lastStatus: null, error: null,
+};
+window.marionette = state;
+
+let pingTimer = null;
+let statsTimer = null;
+
+function say(text, isError = false) {
+  $("message").textContent = text;
+  $("message").classList.toggle("error", isError);
+  if (isError) state.error = text;
+}
+
+function setBadge(kind, text) {
+  const badge = $("badge");
+  badge.className = `badge ${kind}`;
+  badge.textContent = text || kind;
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    if (body && body.error) return body.error;
+  } catch (_) { /* not JSON */ }
+  return `HTTP ${response.status}`;
+}
+
+// ---- targets -------------------------------------------------------------------------------
+
+function addTargetButton(target, prepend = false) {
+  const button = document.createElement("button");
+  button.dataset.id = target.id;
+  button.title = target.credit ? `${target.title} — ${target.credit}` : target.title;
+  button.innerHTML = `<img alt=""><span></span>`;
+  button.querySelector("img").src = target.image_url;
+  button.querySelector("span").textContent = target.title;
+  button.addEventListener("click", () => chooseTarget(target.id));
+  const gallery = $("gallery");
+  if (prepend) gallery.prepend(button); else gallery.append(button);
+  markSelected();
+}
+
+function markSelected() {
+  for (const button of $("gallery").querySelectorAll("button")) {
+    button.classList.toggle("selected", button.dataset.id === state.target);
+  }
+}
+
+async function loadTargets() {
+  const response = await fetch("/api/targets");
+  if (!response.ok) { say(`Could not load targets: ${await errorText(response)}`, true); return; }
+  const { targets } = await response.json();
+  targets.forEach((t) => addTargetButton(t));
+}
+
+async function chooseTarget(id) {
+  const previous = state.target;
+  state.target = id;
+  markSelected();
+  if (!state.sessionId) return;  // used when the call starts
+  const response = await fetch(`/api/sessions/${state.sessionId}/target`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${state.token}` },
+    body: JSON.stringify({ target: id }),
+  });
+  if (!response.ok) {
+    state.target = previous;
+    markSelected();
+    say(`Could not switch target: ${await errorText(response)}`, true);
+  } else {
+    say("Target switched.");
+  }
+}
+
+async function uploadPhotos(files) {
+  if (!files.length) return;
+  const form = new FormData();
+  for (const file of files) form.append("photo", file, file.name);
+  say(files.length > 1 ? `Uploading ${files.length} photos…` : "Uploading photo…");
+  const response = await fetch("/api/targets", { method: "POST", body: form });
+  if (!response.ok) { say(`Upload failed: ${await errorText(response)}`, true); return; }
+  const target = await response.json();
+  addTargetButton(target, true);
+  await chooseTarget(target.id);
+  say(`Uploaded: ${target.title}.`);
+}
+
+// ---- call ----------------------------------------------------------------------------------
+
+function waitForIceGathering(pc, timeoutMs = 3000) {
+  // The server takes the offer with all candidates in it (no trickle ICE).
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(done, timeoutMs);
+  });
+}
+
+function cameraErrorText(error) {
+  if (error.name === "NotAllowedError") return "Camera access was denied. Allow the camera for this site in your browser, then press Start again.";
+  if (error.name === "NotFoundError") return "No camera found. Connect a webcam and press Start again.";
+  if (error.name === "NotReadableError") return "The camera is busy in another application.";
+  return `Camera error: ${error.message || error.name}`;
+}
+
+function onStatus(message) {
+  let data;
+  try { data = JSON.parse(message.data); } catch (_) { return; }
+  if (data.type === "status") {
+    state.lastStatus = data;
+    $("noface").classList.toggle("hidden", data.face_found);
+    $("stat-server").textContent = data.server_ms == null ? "–" : `${data.server_ms.toFixed(1)} ms`;
+  }
+}
+
+async function start() {
+  $("start").disabled = true;
+  state.error = null;
+  setBadge("connecting");
+  say("Starting camera…");
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } }, audio: false,
+    });
+  } catch (error) {
+    say(cameraErrorText(error), true);
+    setBadge("error", "no camera");
+    $("start").disabled = false;
+    return;
+  }
+  $("local").srcObject = state.stream;
+  say("Connecting…");
+
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  state.pc = pc;
+  state.channel = pc.createDataChannel("status");
+  state.channel.onmessage = onStatus;
+  state.channel.onopen = () => {
+    pingTimer = setInterval(() => {
+      if (state.channel.readyState === "open") state.channel.send(JSON.stringify({ type: "ping", t: performance.now() }));
+    }, 1000);
+  };
+  pc.addTransceiver(state.stream.getVideoTracks()[0], { direction: "sendrecv" });
+  pc.ontrack = (event) => { $("remote").srcObject = new MediaStream([event.track]); };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "connected") {
+      state.connected = true; setBadge("live"); say("Live. Press Calibrate while holding a neutral face.");
+    } else if (pc.connectionState === "failed") {
+      say("The connection failed (network or firewall). Hang up and try again.", true); setBadge("error", "failed");
+    } else if (pc.connectionState === "disconnected") {
+      setBadge("connecting", "reconnecting");
+    }
+  };
+
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIceGathering(pc);
+    const response = await fetch("/api/offer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", target: state.target, size: state.size }),
+    });
+    if (!response.ok) {
+      const text = await errorText(response);
+      throw new Error(response.status === 503 ? `The server is full: ${text}` : `The server refused the call: ${text}`);
+    }
+    const answer = await response.json();
+    state.sessionId = answer.session_id;
+    state.token = answer.token;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  } catch (error) {
+    say(error.message, true);
+    setBadge("error", "not connected");
+    await hangUp(false);
+    return;
+  }
+  $("calibrate").disabled = false;
+  $("hangup").disabled = false;
+  statsTimer = setInterval(updateStats, 1000);
+}
+
+async function calibrate() {
+  if (!state.sessionId) return;
+  const response = await fetch(`/api/sessions/${state.sessionId}/calibrate`, {
+    method: "POST", headers: { Authorization: `Bearer ${state.token}` },
+  });
+  say(response.ok ? "Calibrated: this is your neutral face now." : `Calibration failed: ${await errorText(response)}`, !response.ok);
+}
+
+async function hangUp(clearMessage = true) {
+  clearInterval(pingTimer); clearInterval(statsTimer);
+  if (state.sessionId) {
+    const id = state.sessionId;
+    state.sessionId = null;
+    await fetch(`/api/sessions/${id}`, { method: "DELETE", headers: { Authorization: `Bearer ${state.token}` } }).catch(() => {});
+  }
+  if (state.pc) state.pc.close();
+  if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
+  state.pc = null; state.stream = null; state.connected = false;
+  $("local").srcObject = null; $("remote").srcObject = null;
+  $("noface").classList.add("hidden");
+  $("start").disabled = false; $("calibrate").disabled = true; $("hangup").disabled = true;
+  if (clearMessage) { setBadge("idle"); say("Call ended."); }
+}
+
+// ---- stats ---------------------------------------------------------------------------------
+
+async function updateStats() {
+  if (!state.pc) return;
+  const report = await state.pc.getStats();
+  let inbound = null;
+  let rtt = null;
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") inbound = s;
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.currentRoundTripTime != null) rtt = s.currentRoundTripTime * 1000;
+  });
+  if (inbound) {
+    state.framesDecoded = inbound.framesDecoded || 0;
+    state.fps = inbound.framesPerSecond || 0;
+    $("stat-fps").textContent = `${state.fps.toFixed(1)} fps`;
+    $("stat-res").textContent = inbound.frameWidth ? `${inbound.frameWidth}×${inbound.frameHeight}` : "–";
+    $("stat-decoded").textContent = String(state.framesDecoded);
+  }
+  const jitter = inbound && inbound.jitterBufferEmittedCount ? (1000 * inbound.jitterBufferDelay) / inbound.jitterBufferEmittedCount : null;
+  $("stat-rtt").textContent = rtt == null ? "–" : `${rtt.toFixed(1)} ms`;
+  $("stat-jitter").textContent = jitter == null ? "–" : `${jitter.toFixed(1)} ms`;
+  const server = state.lastStatus && state.lastStatus.server_ms;
+  if (rtt != null && server != null && jitter != null) {
+    state.estimatedLatencyMs = rtt + server + jitter;
+    $("stat-latency").textContent = `≈ ${state.estimatedLatencyMs.toFixed(0)} ms`;
+  }
+}
+
+// ---- wiring --------------------------------------------------------------------------------
+
+$("start").addEventListener("click", start);
+$("calibrate").addEventListener("click", calibrate);
+$("hangup").addEventListener("click", () => hangUp());
+$("upload").addEventListener("change", (event) => { uploadPhotos([...event.target.files]); event.target.value = ""; });
+window.addEventListener("beforeunload", () => { if (state.sessionId) hangUp(false); });
+
+loadTargets().then(() => { if (params.get("autostart") === "1") start(); });
