@@ -23,9 +23,10 @@ if [[ ! -f "$STAMP" ]]; then
   rm -f "$VENV"/.installed-* && touch "$STAMP"
 fi
 
-# Debian packages: facedetect ships a public-domain demo portrait; chromium runs the browser tests.
+# Debian packages: facedetect ships a public-domain demo portrait; chromium runs the browser tests;
+# prometheus scrapes the server in the metrics test.
 APT_PKGS=(facedetect)
-[[ $DEV == 1 ]] && APT_PKGS+=(chromium)
+[[ $DEV == 1 ]] && APT_PKGS+=(chromium prometheus)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if (( ${#missing[@]} )); then
