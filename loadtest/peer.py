@@ -95,6 +95,8 @@ class DriverTrack(MediaStreamTrack):
         self._start: float | None = None
 
     async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError  # stopped: the sender stops sending
         if self._start is None:
             self._start = time.perf_counter()
         due = self._start + self._index / self._config.fps
@@ -186,6 +188,10 @@ class SyntheticPeer:
             pass
         except Exception as error:  # a decode problem is a finding of the run, not a crash
             self.stats.errors.append(repr(error))
+
+    def stop_camera(self) -> None:
+        """Stop sending video but keep the connection (a frozen or unplugged camera)."""
+        self._driver.stop()
 
     async def request(self, method: str, path: str, **kwargs) -> tuple[int, dict]:
         assert self._http is not None and self.session_id is not None

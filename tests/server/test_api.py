@@ -157,3 +157,22 @@ def test_full_server_answers_503_and_dead_peers_are_reaped(server: RunningServer
         assert server.get_json("/healthz")["sessions"] == 0
 
     asyncio.run(scenario())
+
+
+def test_silent_peer_is_closed_after_the_idle_timeout(server: RunningServer, talking_face_frames) -> None:
+    """A peer whose camera stops (and that sends no pings) must not hold a session forever."""
+
+    async def scenario() -> None:
+        peer = SyntheticPeer(talking_face_frames[:10], PeerConfig(url=server.url, measure=False))
+        await peer.connect()
+        await asyncio.sleep(1.0)
+        assert server.get_json("/healthz")["sessions"] == 1
+        peer.stop_camera()  # no more video; the connection itself stays up
+        started = time.monotonic()
+        while server.get_json("/healthz")["sessions"] and time.monotonic() - started < 10:
+            await asyncio.sleep(0.25)
+        assert server.get_json("/healthz")["sessions"] == 0
+        assert 2.5 < time.monotonic() - started < 6  # the server's --session-idle-timeout-s is 3
+        await peer.close(hang_up=False)
+
+    asyncio.run(scenario())
