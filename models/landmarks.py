@@ -19,7 +19,7 @@ from models.assets import SHAPE_PREDICTOR_68, dlib_model_path
 DETECT_WIDTH = 320  # frames are downscaled to this width for detection
 MIN_FACE_FRACTION = 0.08  # faces narrower than this fraction of the frame are ignored
 Box = tuple[float, float, float, float]  # left, top, right, bottom in pixels
-REGION_FACE_PX = 100  # tracking window scale: dlib's HOG finds faces from ~80 px
+REGION_FACE_PX = 90  # tracking window scale: dlib's HOG finds faces from ~80 px
 
 
 @functools.cache
