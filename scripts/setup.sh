@@ -15,8 +15,10 @@ fi
 REQ=requirements.txt
 [[ $DEV == 1 ]] && REQ=requirements-dev.txt
 # Reinstall only when the requirement files changed since the last successful install.
-STAMP="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$DEV"
-if [[ ! -f "$STAMP" ]]; then
+STAMP_BASE="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)"
+STAMP="$STAMP_BASE-$DEV"
+# The dev install is a superset of the runtime one.
+if [[ ! -f "$STAMP" && ! ( $DEV == 0 && -f "$STAMP_BASE-1" ) ]]; then
   echo "[setup] installing $REQ"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" 2>&1 | grep -v "^WARNING: Location" || true
   "$VENV/bin/python" -c "import aiortc, av, dlib, cv2" # fail loudly if the install did not work

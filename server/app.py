@@ -148,7 +148,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def server_info(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     return web.json_response({
-        "generator": config.generator, "device": config.device, "output_size": config.output_size,
+        "generator": config.generator, "device": resolve_device(config.device), "output_size": config.output_size,
         "max_sessions": config.max_sessions, "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms,
         "detect_every": config.detect_every,
     })
