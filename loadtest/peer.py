@@ -38,6 +38,9 @@ class PeerConfig:
     codec: str = "vp8"  # vp8 | h264
     keep_frames: int = 0  # received avatar frames to keep (RGB arrays), for quality checks
     measure: bool = True
+    room: str | None = None  # join this avatar room instead of a one-to-one session
+    room_tiles: int = 3  # tiles offered for the other participants (room size - 1)
+    name: str = "synthetic"
 
 
 class RejectedError(Exception):
@@ -68,6 +71,15 @@ class PeerStats:
     kept_frames: list[tuple[int | None, np.ndarray]] = field(default_factory=list)
     statuses: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Rooms: frames received on each tile (mid) showing another participant, and the latest roster.
+    tile_frames: dict[str, list[tuple[float, np.ndarray]]] = field(default_factory=dict)
+    roster: dict | None = None
+
+    def tile_of(self, participant_name: str) -> str | None:
+        for entry in (self.roster or {}).get("participants", []):
+            if entry["name"] == participant_name:
+                return entry["mid"]
+        return None
 
     def latencies_ms(self) -> list[float]:
         return [1000 * (r.arrived - self.sent_at[r.frame_id]) for r in self.received
@@ -142,19 +154,33 @@ class SyntheticPeer:
         @channel.on("message")
         def on_message(message: str) -> None:
             with contextlib.suppress(ValueError, TypeError):
-                self.stats.statuses.append(json.loads(message))
+                data = json.loads(message)
+                if data.get("type") == "roster":
+                    self.stats.roster = data
+                else:
+                    self.stats.statuses.append(data)
 
         transceiver = self._pc.addTransceiver(self._driver, direction="sendrecv")
         self._prefer_codec(transceiver)
+        own_mid: list[str] = []
+        if self.config.room:
+            for _ in range(self.config.room_tiles):
+                self._prefer_codec(self._pc.addTransceiver("video", direction="recvonly"))
 
         @self._pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            self._tasks.append(asyncio.create_task(self._receive(track)))
+            mid = next(t.mid for t in self._pc.getTransceivers() if t.receiver.track is track)
+            if mid == own_mid[0]:
+                self._tasks.append(asyncio.create_task(self._receive(track)))
+            else:
+                self._tasks.append(asyncio.create_task(self._receive_tile(mid, track)))
 
         await self._pc.setLocalDescription(await self._pc.createOffer())
+        own_mid.append(transceiver.mid)
         body = {"sdp": self._pc.localDescription.sdp, "type": "offer", "target": self.config.target,
-                "size": self.config.output_size, "measure": self.config.measure}
-        async with self._http.post(f"{self.config.url}/api/offer", json=body) as response:
+                "size": self.config.output_size, "measure": self.config.measure, "name": self.config.name}
+        path = f"/api/rooms/{self.config.room}/join" if self.config.room else "/api/offer"
+        async with self._http.post(f"{self.config.url}{path}", json=body) as response:
             answer = await response.json(content_type=None)
             if response.status != 200:
                 await self.close()
@@ -192,6 +218,18 @@ class SyntheticPeer:
     def stop_camera(self) -> None:
         """Stop sending video but keep the connection (a frozen or unplugged camera)."""
         self._driver.stop()
+
+    async def _receive_tile(self, mid: str, track: MediaStreamTrack) -> None:
+        frames = self.stats.tile_frames.setdefault(mid, [])
+        try:
+            while True:
+                frame = await track.recv()
+                keep = len(frames) < self.config.keep_frames
+                frames.append((time.perf_counter(), frame.to_ndarray(format="rgb24") if keep else None))
+        except MediaStreamError:
+            pass
+        except Exception as error:
+            self.stats.errors.append(repr(error))
 
     async def request(self, method: str, path: str, **kwargs) -> tuple[int, dict]:
         assert self._http is not None and self.session_id is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -17,7 +18,9 @@ from server.config import ServerConfig
 from server.errors import ApiError
 from server.photos import decode_photo
 from server.registry import SessionRegistry
+from server.rooms import RoomRegistry, TileTrack, clean_name
 from server.rtc_tuning import install_low_latency_jitter_buffer
+from server.session import PreparedTarget, Session
 from server.targets import TargetStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ CONFIG = web.AppKey("config", ServerConfig)
 REGISTRY = web.AppKey("registry", SessionRegistry)
 TARGETS = web.AppKey("targets", TargetStore)
 BATCHER = web.AppKey("batcher", FrameBatcher)
+ROOMS = web.AppKey("rooms", RoomRegistry)
 EXECUTOR = web.AppKey("executor", concurrent.futures.ThreadPoolExecutor)
 
 
@@ -62,8 +66,15 @@ def _bearer_token(request: web.Request) -> str | None:
     return header[7:].strip() if header.startswith("Bearer ") else None
 
 
-async def offer(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+@dataclass(frozen=True)
+class OfferRequest:
+    sdp: str
+    target: PreparedTarget
+    size: int
+    measure: bool
+
+
+async def _parse_offer(request: web.Request, body: dict) -> OfferRequest:
     sdp, kind = body.get("sdp"), body.get("type")
     if not isinstance(sdp, str) or not sdp.strip() or kind != "offer":
         raise ApiError(400, 'expected {"sdp": "<offer SDP>", "type": "offer", "target": "<target id>"}')
@@ -77,12 +88,45 @@ async def offer(request: web.Request) -> web.Response:
     target_id = body.get("target", "astronaut")
     if not isinstance(target_id, str):
         raise ApiError(400, "target must be a target id string")
-    target = await request.app[TARGETS].get(target_id)
-    session, answer_sdp = await request.app[REGISTRY].open(sdp, target, size, measure)
-    return web.json_response(
-        {"sdp": answer_sdp, "type": "answer", "session_id": session.id, "token": session.token,
-         "target": request.app[TARGETS].describe(target)}
-    )
+    return OfferRequest(sdp, await request.app[TARGETS].get(target_id), size, measure)
+
+
+def _answer(request: web.Request, session: Session, answer_sdp: str) -> dict:
+    return {"sdp": answer_sdp, "type": "answer", "session_id": session.id, "token": session.token,
+            "target": request.app[TARGETS].describe(session.target)}
+
+
+async def offer(request: web.Request) -> web.Response:
+    parsed = await _parse_offer(request, await _json_body(request))
+    session, answer_sdp = await request.app[REGISTRY].open(parsed.sdp, parsed.target, parsed.size, parsed.measure)
+    return web.json_response(_answer(request, session, answer_sdp))
+
+
+async def create_room(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ROOMS].create().describe(), status=201)
+
+
+async def get_room(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ROOMS].get(request.match_info["room_id"]).describe())
+
+
+async def join_room(request: web.Request) -> web.Response:
+    rooms = request.app[ROOMS]
+    room = rooms.get(request.match_info["room_id"])
+    body = await _json_body(request)
+    name = clean_name(body.get("name"))
+    parsed = await _parse_offer(request, body)
+    tiles: dict[str, TileTrack] = {}
+
+    def add_tiles(session: Session) -> None:
+        tiles.update(rooms.tiles_for(session))
+
+    with rooms.reserve_place(room):  # held while negotiating, so concurrent joins cannot overfill
+        session, answer_sdp = await request.app[REGISTRY].open(
+            parsed.sdp, parsed.target, parsed.size, parsed.measure, before_answer=add_tiles)
+        participant = rooms.join(room, session, name, tiles)
+    return web.json_response({**_answer(request, session, answer_sdp), "room_id": room.id,
+                              "participant_id": participant.id, "tiles": len(tiles)})
 
 
 async def switch_target(request: web.Request) -> web.Response:
@@ -150,7 +194,7 @@ async def server_info(request: web.Request) -> web.Response:
     return web.json_response({
         "generator": config.generator, "device": resolve_device(config.device), "output_size": config.output_size,
         "max_sessions": config.max_sessions, "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms,
-        "detect_every": config.detect_every,
+        "detect_every": config.detect_every, "room_size": config.room_size,
     })
 
 
@@ -186,6 +230,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app[EXECUTOR] = executor
     app[BATCHER] = batcher
     app[REGISTRY] = SessionRegistry(config, pipeline, batcher)
+    app[ROOMS] = RoomRegistry(config.room_size, config.max_rooms)
     app[TARGETS] = TargetStore(pipeline.prepare_target, executor, config.max_uploaded_targets)
 
     async def on_startup(app: web.Application) -> None:
@@ -208,6 +253,9 @@ def build_app(config: ServerConfig) -> web.Application:
     app.router.add_post("/api/targets", upload_target)
     app.router.add_get("/api/targets/{target_id}/image", target_image)
     app.router.add_post("/api/offer", offer)
+    app.router.add_post("/api/rooms", create_room)
+    app.router.add_get("/api/rooms/{room_id}", get_room)
+    app.router.add_post("/api/rooms/{room_id}/join", join_room)
     app.router.add_post("/api/sessions/{session_id}/target", switch_target)
     app.router.add_post("/api/sessions/{session_id}/calibrate", calibrate)
     app.router.add_delete("/api/sessions/{session_id}", close_session)

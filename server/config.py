@@ -26,6 +26,8 @@ class ServerConfig:
     max_upload_bytes: int = 8 * 1024 * 1024
     max_upload_photos: int = 8
     max_uploaded_targets: int = 64
+    room_size: int = 4  # participants per avatar room
+    max_rooms: int = 32
     ice_servers: tuple[str, ...] = field(default_factory=tuple)  # stun:/turn: URLs; none by default
     log_level: str = "info"
 
@@ -44,6 +46,8 @@ _HELP = {
     "max_upload_bytes": "largest accepted photo upload",
     "max_upload_photos": "most photos in one upload (few-shot targets)",
     "max_uploaded_targets": "uploaded targets kept in memory (oldest evicted first)",
+    "room_size": "most participants in one avatar room",
+    "max_rooms": "most avatar rooms open at once",
     "ice_servers": "comma-separated STUN/TURN URLs (default: none, host candidates only)",
     "log_level": "logging level",
 }
@@ -79,4 +83,6 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
     config = ServerConfig(**values)
     if config.max_batch < 1 or config.max_wait_ms < 0 or config.max_sessions < 0:
         raise SystemExit("error: --max-batch must be >= 1, --max-wait-ms and --max-sessions >= 0")
+    if not 2 <= config.room_size <= 16:
+        raise SystemExit("error: --room-size must be between 2 and 16")
     return config

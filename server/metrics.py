@@ -32,3 +32,8 @@ FRAME_LATENCY = Histogram(
 BATCH_SIZE = Histogram(
     "marionette_batch_size", "Frames per model call", buckets=(1, 2, 4, 8, 16, 32, 64), registry=REGISTRY
 )
+ROOMS_OPEN = Gauge("marionette_rooms_open", "Avatar rooms with participants (or created, not yet joined)",
+                   registry=REGISTRY)
+ROOM_PARTICIPANTS = Gauge("marionette_room_participants", "Participants in all rooms", registry=REGISTRY)
+RELAY_FANOUT = Gauge("marionette_relay_fanout", "Avatar streams relayed to other room participants",
+                     registry=REGISTRY)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -49,7 +50,11 @@ class SessionRegistry:
             raise ApiError(401, "wrong session token")
         return session
 
-    async def open(self, offer_sdp: str, target: PreparedTarget, size: int, measure: bool) -> tuple[Session, str]:
+    async def open(
+        self, offer_sdp: str, target: PreparedTarget, size: int, measure: bool,
+        before_answer: Callable[[Session], None] | None = None,
+    ) -> tuple[Session, str]:
+        """Negotiate a new session; `before_answer` may add more outbound tracks (room tiles)."""
         if len(self._sessions) + self._pending >= self._config.max_sessions:
             metrics.SESSIONS_REJECTED.labels(reason="full").inc()
             raise ApiError(503, f"server full: {self._config.max_sessions} sessions already running, "
@@ -67,6 +72,8 @@ class SessionRegistry:
             if not any(t.kind == "video" for t in pc.getTransceivers()):
                 raise ApiError(400, "the offer has no video track: send your camera (sendrecv video)")
             pc.addTrack(session.avatar_track)
+            if before_answer is not None:
+                before_answer(session)
             await pc.setLocalDescription(await pc.createAnswer())
         except BaseException:
             await pc.close()
@@ -90,6 +97,8 @@ class SessionRegistry:
         @pc.on("datachannel")
         def on_datachannel(channel) -> None:
             session.status_channel = channel
+            for callback in session.on_channel_open:
+                callback()
 
             @channel.on("message")
             def on_message(message) -> None:
@@ -135,6 +144,12 @@ class SessionRegistry:
         self._batcher.remove(session)
         metrics.SESSIONS_ACTIVE.set(len(self._sessions))
         log.info("session %s closed: %s", session.id, reason)
+        session.feed.close()
+        for callback in session.on_close:
+            try:
+                await callback(session)
+            except Exception:  # one failing hook must not keep the peer connection open
+                log.exception("on-close hook failed for session %s", session.id)
         await session.pc.close()
 
     async def close_all(self) -> None:

@@ -8,6 +8,7 @@ import json
 import secrets
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import av
@@ -30,10 +31,39 @@ class AvatarTrack(MediaStreamTrack):
 
     def __init__(self, output: OutputSlot) -> None:
         super().__init__()
-        self._output = output
+        self.output = output
 
     async def recv(self) -> av.VideoFrame:
-        return await self._output.get()
+        return await self.output.get()
+
+    def stop(self) -> None:
+        self.output.close()
+        super().stop()
+
+
+class AvatarFeed:
+    """One participant's avatar frames, generated once and handed to every subscribed track."""
+
+    def __init__(self) -> None:
+        self._tracks: set[AvatarTrack] = set()
+
+    def subscribe(self) -> AvatarTrack:
+        track = AvatarTrack(OutputSlot())
+        self._tracks.add(track)
+        track.on("ended", lambda: self._tracks.discard(track))
+        return track
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._tracks)
+
+    def publish(self, frame: av.VideoFrame) -> None:
+        for track in self._tracks:
+            track.output.put(frame)
+
+    def close(self) -> None:
+        for track in list(self._tracks):
+            track.stop()
 
 
 class Session:
@@ -47,8 +77,8 @@ class Session:
         self.size = size
         self.measure = measure
         self.slot = LatestFrameSlot()
-        self.output = OutputSlot()
-        self.avatar_track = AvatarTrack(self.output)
+        self.feed = AvatarFeed()
+        self.avatar_track = self.feed.subscribe()  # the caller's own view of their avatar
         self.status_channel: RTCDataChannel | None = None
         self.created = time.monotonic()
         self.last_seen = self.created
@@ -59,6 +89,8 @@ class Session:
         self._out_times: collections.deque[float] = collections.deque(maxlen=60)
         self._latencies: collections.deque[float] = collections.deque(maxlen=60)
         self.closed = False
+        self.on_close: list[Callable[[Session], Awaitable[None]]] = []  # e.g. leaving a room
+        self.on_channel_open: list[Callable[[], None]] = []  # e.g. sending the room roster
 
     def check_token(self, token: str) -> bool:
         return hmac.compare_digest(self.token.encode(), token.encode())
@@ -67,7 +99,7 @@ class Session:
         self.last_seen = time.monotonic()
 
     def deliver(self, frame: av.VideoFrame, face_found: bool, latency_s: float) -> None:
-        self.output.put(frame)
+        self.feed.publish(frame)
         self.frames_out += 1
         self.face_found = face_found
         self._out_times.append(time.monotonic())

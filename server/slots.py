@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import av
+from aiortc.mediastreams import MediaStreamError
 
 
 @dataclass
@@ -36,19 +37,28 @@ class LatestFrameSlot:
 
 
 class OutputSlot:
-    """The newest avatar frame for one session, awaited by its outbound track."""
+    """The newest avatar frame for one consumer (an outbound track); older unsent frames are replaced."""
 
     def __init__(self) -> None:
         self._frame: av.VideoFrame | None = None
         self._event = asyncio.Event()
+        self.closed = False
 
     def put(self, frame: av.VideoFrame) -> None:
         self._frame = frame
         self._event.set()
 
+    def close(self) -> None:
+        self.closed = True
+        self._event.set()
+
     async def get(self) -> av.VideoFrame:
-        await self._event.wait()
-        self._event.clear()
-        assert self._frame is not None
-        frame, self._frame = self._frame, None
-        return frame
+        """The next frame; raises MediaStreamError once closed (ends the consuming track)."""
+        while True:
+            await self._event.wait()
+            self._event.clear()
+            if self.closed:
+                raise MediaStreamError
+            if self._frame is not None:
+                frame, self._frame = self._frame, None
+                return frame

@@ -50,7 +50,7 @@ async def _overload(sessions_count: int, seconds: float, fps: float) -> tuple[li
 
     async def drain(session: Session) -> None:
         while True:
-            await session.output.get()
+            await session.avatar_track.recv()
 
     drains = [asyncio.create_task(drain(s)) for s in sessions]
     start = time.perf_counter()
