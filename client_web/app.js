@@ -11,6 +11,8 @@ const state = {
   pc: null, channel: null, stream: null,
   sessionId: null, token: null,
   connected: false, framesDecoded: 0, fps: 0, lastStatus: null, error: null,
+  room: params.get("room"), roomSize: 0, roster: null, ownMid: null,
+  tiles: {},  // mid -> {figure, video, name}: the other participants' avatars
 };
 window.marionette = state;
 
@@ -120,6 +122,7 @@ function cameraErrorText(error) {
 function onStatus(message) {
   let data;
   try { data = JSON.parse(message.data); } catch (_) { return; }
+  if (data.type === "roster") { showRoster(data); return; }
   if (data.type === "status") {
     state.lastStatus = data;
     $("noface").classList.toggle("hidden", data.face_found);
@@ -154,8 +157,16 @@ async function start() {
       if (state.channel.readyState === "open") state.channel.send(JSON.stringify({ type: "ping", t: performance.now() }));
     }, 1000);
   };
-  pc.addTransceiver(state.stream.getVideoTracks()[0], { direction: "sendrecv" });
-  pc.ontrack = (event) => { $("remote").srcObject = new MediaStream([event.track]); };
+  const own = pc.addTransceiver(state.stream.getVideoTracks()[0], { direction: "sendrecv" });
+  if (state.room) {
+    // One receive-only tile per possible other participant; the server fills them as people join.
+    for (let i = 0; i < state.roomSize - 1; i += 1) pc.addTransceiver("video", { direction: "recvonly" });
+  }
+  pc.ontrack = (event) => {
+    const stream = new MediaStream([event.track]);
+    if (event.transceiver === own) $("remote").srcObject = stream;
+    else addTile(event.transceiver.mid, stream);
+  };
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === "connected") {
       state.connected = true; setBadge("live"); say("Live. Press Calibrate while holding a neutral face.");
@@ -169,14 +180,19 @@ async function start() {
   try {
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc);
-    const response = await fetch("/api/offer", {
+    state.ownMid = own.mid;
+    const url = state.room ? `/api/rooms/${state.room}/join` : "/api/offer";
+    const response = await fetch(url, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", target: state.target, size: state.size }),
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", target: state.target, size: state.size,
+                             name: $("name").value || "Guest" }),
     });
     if (!response.ok) {
       const text = await errorText(response);
-      throw new Error(response.status === 503 ? `The server is full: ${text}` : `The server refused the call: ${text}`);
+      if (response.status === 503) throw new Error(`The server is full: ${text}`);
+      if (response.status === 409) throw new Error(`This room is full: ${text}`);
+      throw new Error(`The server refused the call: ${text}`);
     }
     const answer = await response.json();
     state.sessionId = answer.session_id;
@@ -210,11 +226,79 @@ async function hangUp(clearMessage = true) {
   }
   if (state.pc) state.pc.close();
   if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
-  state.pc = null; state.stream = null; state.connected = false;
+  state.pc = null; state.stream = null; state.connected = false; state.roster = null;
+  for (const tile of Object.values(state.tiles)) tile.figure.remove();
+  state.tiles = {};
+  updateRoomPanel();
   $("local").srcObject = null; $("remote").srcObject = null;
   $("noface").classList.add("hidden");
   $("start").disabled = false; $("calibrate").disabled = true; $("hangup").disabled = true;
   if (clearMessage) { setBadge("idle"); say("Call ended."); }
+}
+
+// ---- rooms ---------------------------------------------------------------------------------
+
+function addTile(mid, stream) {
+  const figure = document.createElement("figure");
+  figure.className = "tile hidden";
+  figure.dataset.mid = mid;
+  figure.innerHTML = `<video autoplay muted playsinline></video><figcaption></figcaption>`;
+  const video = figure.querySelector("video");
+  video.srcObject = stream;
+  $("room-grid").append(figure);
+  state.tiles[mid] = { figure, video, name: null };
+}
+
+function showRoster(roster) {
+  state.roster = roster;
+  const shown = new Map(roster.participants.filter((p) => p.mid).map((p) => [p.mid, p]));
+  for (const [mid, tile] of Object.entries(state.tiles)) {
+    const participant = shown.get(mid);
+    tile.name = participant ? participant.name : null;
+    tile.figure.classList.toggle("hidden", !participant);
+    tile.figure.querySelector("figcaption").textContent = participant ? participant.name : "";
+  }
+  updateRoomPanel();
+}
+
+function updateRoomPanel() {
+  const others = state.roster ? state.roster.participants.length - 1 : 0;
+  $("room-panel").classList.toggle("hidden", !state.room);
+  $("room-empty").classList.toggle("hidden", others > 0);
+  $("room-count").textContent = state.roster ? `${state.roster.participants.length} / ${state.roomSize}` : "";
+}
+
+// Frames shown by each visible tile, by participant name (tests and the curious read this).
+window.marionette.tileFrames = () => Object.fromEntries(Object.values(state.tiles).filter((t) => t.name)
+  .map((t) => [t.name, t.video.getVideoPlaybackQuality().totalVideoFrames]));
+
+function enterRoom(room) {
+  state.room = room.room_id;
+  state.roomSize = room.max_participants;
+  history.replaceState(null, "", `?room=${room.room_id}`);
+  $("share-link").value = new URL(room.join_url, location.origin).href;
+  $("share").classList.remove("hidden");
+  $("create-room").classList.add("hidden");
+  $("start").textContent = "Join room";
+  updateRoomPanel();
+}
+
+async function createRoom() {
+  const response = await fetch("/api/rooms", { method: "POST" });
+  if (!response.ok) { say(`Could not create a room: ${await errorText(response)}`, true); return; }
+  enterRoom(await response.json());
+  say("Room created. Share the link, then press Join room.");
+}
+
+async function loadRoom() {
+  const response = await fetch(`/api/rooms/${encodeURIComponent(state.room)}`);
+  if (!response.ok) {
+    say(`This room link does not work: ${await errorText(response)}`, true);
+    state.room = null;
+    history.replaceState(null, "", location.pathname);
+    return;
+  }
+  enterRoom(await response.json());
 }
 
 // ---- stats ---------------------------------------------------------------------------------
@@ -250,7 +334,13 @@ async function updateStats() {
 $("start").addEventListener("click", start);
 $("calibrate").addEventListener("click", calibrate);
 $("hangup").addEventListener("click", () => hangUp());
+$("create-room").addEventListener("click", createRoom);
+$("copy-link").addEventListener("click", () => navigator.clipboard.writeText($("share-link").value).then(
+  () => say("Link copied."), () => $("share-link").select()));
 $("upload").addEventListener("change", (event) => { uploadPhotos([...event.target.files]); event.target.value = ""; });
 window.addEventListener("beforeunload", () => { if (state.sessionId) hangUp(false); });
 
-loadTargets().then(() => { if (params.get("autostart") === "1") start(); });
+Promise.all([loadTargets(), state.room ? loadRoom() : null]).then(() => {
+  if (params.get("name")) $("name").value = params.get("name");
+  if (params.get("autostart") === "1") start();
+});

@@ -131,3 +131,58 @@ def test_server_full_and_bad_upload_show_clear_messages(browser, server: Running
     first.click("#hangup")
     first.close()
     second.close()
+
+
+@pytest.fixture(scope="module")
+def room_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("room"), "--generator", "warp") as running:
+        yield running
+
+
+def tile_frame(page, name: str) -> np.ndarray:
+    data_url = page.evaluate("""(name) => {
+        const tile = Object.values(window.marionette.tiles).find((t) => t.name === name);
+        const canvas = document.createElement('canvas');
+        canvas.width = tile.video.videoWidth; canvas.height = tile.video.videoHeight;
+        canvas.getContext('2d').drawImage(tile.video, 0, 0);
+        return canvas.toDataURL('image/png');
+    }""", name)
+    png = np.frombuffer(base64.b64decode(data_url.split(",", 1)[1]), np.uint8)
+    return cv2.cvtColor(cv2.imdecode(png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_two_people_in_an_avatar_room(browser, room_server: RunningServer) -> None:
+    ann = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
+    bob = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
+    ann.goto(room_server.url + "/")
+    ann.fill("#name", "Ann")
+    ann.click("#create-room")
+    link = wait_for(ann, "document.getElementById('share-link').value")
+    assert "?room=" in link
+    ann.click("#start")
+    wait_for(ann, "window.marionette.connected")
+
+    bob.goto(link)
+    bob.wait_for_selector("#gallery button[data-id='grace_hopper']")
+    assert bob.inner_text("#start") == "Join room"
+    bob.fill("#name", "Bob")
+    bob.click("#gallery button[data-id='grace_hopper']")
+    bob.click("#start")
+    wait_for(bob, "window.marionette.connected")
+
+    for viewer, other in ((ann, "Bob"), (bob, "Ann")):
+        first = wait_for(viewer, f"(window.marionette.tileFrames()['{other}'] || 0) > 10 && "
+                                 f"window.marionette.tileFrames()['{other}']", timeout_s=30)
+        time.sleep(1.5)
+        assert viewer.evaluate(f"window.marionette.tileFrames()['{other}']") > first + 10  # it plays
+        assert detect_face_boxes(to_gray(tile_frame(viewer, other))), f"no face in {other}'s tile"
+    ARTIFACTS.mkdir(exist_ok=True)
+    ann.screenshot(path=str(ARTIFACTS / "room_ann.png"), full_page=True)
+    bob.screenshot(path=str(ARTIFACTS / "room_bob.png"), full_page=True)
+
+    bob.click("#hangup")
+    wait_for(ann, "window.marionette.roster && window.marionette.roster.participants.length === 1", timeout_s=5)
+    assert ann.evaluate("Object.keys(window.marionette.tileFrames()).length") == 0  # Bob's tile is gone
+    ann.click("#hangup")
+    ann.context.close()
+    bob.context.close()
