@@ -36,6 +36,7 @@ class LoadTestConfig:
     compare_passthrough: bool = False
     passthrough_url: str | None = None
     quiet: bool = False
+    room: bool = False  # all callers join one avatar room
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -74,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="repeat the run against a passthrough server (started locally if --url is loopback)")
     parser.add_argument("--passthrough-url", default=None, help="an already running passthrough server to compare")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    parser.add_argument("--room", action="store_true",
+                        help="all callers join one avatar room (each receives the others' avatars)")
     return parser
 
 
@@ -96,4 +99,5 @@ def parse_config(argv: list[str] | None = None) -> LoadTestConfig:
         width=args.size[0], height=args.size[1], output_size=args.output_size, codec=args.codec,
         target=args.target, slo=SLO(args.slo_fps, args.slo_p95_ms), json_out=args.json,
         compare_passthrough=args.compare_passthrough, passthrough_url=args.passthrough_url, quiet=args.quiet,
+        room=args.room,
     )

@@ -44,15 +44,17 @@ class _Progress:
 class _Crowd:
     """The callers of one run, with their outcomes."""
 
-    def __init__(self, config: LoadTestConfig, url: str, frames: list[np.ndarray]) -> None:
-        self._config, self._url, self._frames = config, url, frames
+    def __init__(self, config: LoadTestConfig, url: str, frames: list[np.ndarray], room: dict | None) -> None:
+        self._config, self._url, self._frames, self._room = config, url, frames, room
         self.peers: list[SyntheticPeer | None] = []
         self.failures: dict[int, PeerSummary] = {}
 
     async def add(self, count: int) -> None:
         peer_config = PeerConfig(url=self._url, target=self._config.target, fps=self._config.fps,
                                  width=self._config.width, height=self._config.height,
-                                 output_size=self._config.output_size, codec=self._config.codec)
+                                 output_size=self._config.output_size, codec=self._config.codec,
+                                 room=self._room["room_id"] if self._room else None,
+                                 room_tiles=self._room["max_participants"] - 1 if self._room else 0)
 
         async def connect(index: int) -> None:
             peer = SyntheticPeer(self._frames, peer_config)
@@ -104,7 +106,12 @@ async def run(config: LoadTestConfig, url: str, frames: list[np.ndarray]) -> Run
         async with http.get(f"{url}/api/info") as response:
             response.raise_for_status()
             result = RunResult(url, await response.json())
-        crowd = _Crowd(config, url, frames)
+        room = None
+        if config.room:
+            async with http.post(f"{url}/api/rooms") as response:
+                response.raise_for_status()
+                room = await response.json()
+        crowd = _Crowd(config, url, frames, room)
         deadline = time.perf_counter() + MAX_DURATION_S
         try:
             counts = range(config.peers, MAX_PEERS + 1) if config.ramp else [config.peers]

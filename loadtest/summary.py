@@ -30,6 +30,7 @@ class PeerSummary:
     latency_max_ms: float | None = None
     decode_errors: int = 0
     met_slo: bool = False
+    tiles_fps: list[float] | None = None  # rooms: fps of each other participant's avatar as received
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +54,9 @@ def summarise_peer(index: int, stats: PeerStats, window: tuple[float, float], fp
         p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
         summary.latency_p50_ms, summary.latency_p95_ms = round(float(p50), 1), round(float(p95), 1)
         summary.latency_p99_ms, summary.latency_max_ms = round(float(p99), 1), round(float(max(latencies)), 1)
+    if stats.tile_frames:
+        summary.tiles_fps = [round(sum(start <= t <= end for t, _ in frames) / max(end - start, 1e-6), 1)
+                             for frames in stats.tile_frames.values() if frames]
     summary.met_slo = bool(summary.fps >= slo.min_fps and summary.latency_p95_ms is not None
                            and summary.latency_p95_ms <= slo.max_p95_ms)
     return summary
@@ -94,6 +98,7 @@ class StepResult:
             "latency_max_ms": max((p.latency_max_ms or 0.0 for p in ok), default=None),
             "freezes": sum(p.freezes for p in ok),
             "mean_setup_s": mean([p.setup_s for p in ok]),
+            "mean_tile_fps": mean([f for p in ok for f in (p.tiles_fps or [])]),
         }
 
     def as_dict(self) -> dict:
