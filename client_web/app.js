@@ -3,6 +3,8 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
+// Deployment settings from config.js (ICE/TURN servers); none by default, see DESIGN §7.
+const config = { iceServers: [], ...(window.MARIONETTE_CONFIG || {}) };
 
 // Everything a test (or a curious person in the console) may want to read.
 const state = {
@@ -25,6 +27,7 @@ function say(text, isError = false) {
   if (isError) state.error = text;
 }
 
+// The avatar badge: idle | connecting | live | warn (no face) | error.
 function setBadge(kind, text) {
   const badge = $("badge");
   badge.className = `badge ${kind}`;
@@ -91,7 +94,17 @@ async function uploadPhotos(files) {
   const form = new FormData();
   for (const file of files) form.append("photo", file, file.name);
   say(files.length > 1 ? `Uploading ${files.length} photos…` : "Uploading photo…");
-  const response = await fetch("/api/targets", { method: "POST", body: form });
+  const label = $("upload").closest("label");
+  label.classList.add("busy");
+  let response;
+  try {
+    response = await fetch("/api/targets", { method: "POST", body: form });
+  } catch (error) {
+    say(`Upload failed: the server cannot be reached (${error.message}).`, true);
+    return;
+  } finally {
+    label.classList.remove("busy");
+  }
   if (!response.ok) { say(`Upload failed: ${await errorText(response)}`, true); return; }
   const target = await response.json();
   addTargetButton(target, true);
@@ -126,7 +139,9 @@ function onStatus(message) {
   if (data.type === "status") {
     state.lastStatus = data;
     $("noface").classList.toggle("hidden", data.face_found);
+    if (state.connected) setBadge(data.face_found ? "live" : "warn", data.face_found ? "live" : "no face found");
     $("stat-server").textContent = data.server_ms == null ? "–" : `${data.server_ms.toFixed(1)} ms`;
+    $("stat-calibrated").textContent = data.calibrated ? "yes" : "no (press Calibrate)";
   }
 }
 
@@ -141,17 +156,22 @@ async function start() {
     });
   } catch (error) {
     say(cameraErrorText(error), true);
-    setBadge("error", "no camera");
+    setBadge("error", error.name === "NotAllowedError" ? "camera blocked" : "no camera");
     $("start").disabled = false;
     return;
   }
   $("local").srcObject = state.stream;
   say("Connecting…");
+  $("hangup").disabled = false;  // a call that never connects can still be abandoned
 
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const pc = new RTCPeerConnection({ iceServers: config.iceServers });
   state.pc = pc;
-  state.channel = pc.createDataChannel("status");
+  state.channel = pc.createDataChannel("status");  // before the offer, so the offer negotiates SCTP
   state.channel.onmessage = onStatus;
+  state.channel.onclose = () => {
+    // Our own hang-up clears sessionId first; anything else means the server closed the session.
+    if (state.pc === pc && state.sessionId) serverEnded();
+  };
   state.channel.onopen = () => {
     pingTimer = setInterval(() => {
       if (state.channel.readyState === "open") state.channel.send(JSON.stringify({ type: "ping", t: performance.now() }));
@@ -171,7 +191,10 @@ async function start() {
     if (pc.connectionState === "connected") {
       state.connected = true; setBadge("live"); say("Live. Press Calibrate while holding a neutral face.");
     } else if (pc.connectionState === "failed") {
-      say("The connection failed (network or firewall). Hang up and try again.", true); setBadge("error", "failed");
+      state.connected = false;
+      say("The connection failed (network or firewall blocks the media, or the server went away). "
+          + "Hang up and try again.", true);
+      setBadge("error", "failed");
     } else if (pc.connectionState === "disconnected") {
       setBadge("connecting", "reconnecting");
     }
@@ -190,8 +213,8 @@ async function start() {
     });
     if (!response.ok) {
       const text = await errorText(response);
-      if (response.status === 503) throw new Error(`The server is full: ${text}`);
-      if (response.status === 409) throw new Error(`This room is full: ${text}`);
+      if (response.status === 503) { setBadge("error", "server full"); throw new Error(`Cannot start the call: ${text}.`); }
+      if (response.status === 409) { setBadge("error", "room full"); throw new Error(`Cannot join: ${text}.`); }
       throw new Error(`The server refused the call: ${text}`);
     }
     const answer = await response.json();
@@ -200,13 +223,19 @@ async function start() {
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
   } catch (error) {
     say(error.message, true);
-    setBadge("error", "not connected");
+    if (!$("badge").classList.contains("error")) setBadge("error", "not connected");
     await hangUp(false);
     return;
   }
   $("calibrate").disabled = false;
-  $("hangup").disabled = false;
   statsTimer = setInterval(updateStats, 1000);
+}
+
+async function serverEnded() {
+  state.sessionId = null;  // already gone on the server: no DELETE
+  await hangUp(false);
+  setBadge("error", "ended");
+  say("The server ended the call (it restarted, or heard nothing from this page for a while). Press Start to call again.", true);
 }
 
 async function calibrate() {
@@ -222,7 +251,10 @@ async function hangUp(clearMessage = true) {
   if (state.sessionId) {
     const id = state.sessionId;
     state.sessionId = null;
-    await fetch(`/api/sessions/${id}`, { method: "DELETE", headers: { Authorization: `Bearer ${state.token}` } }).catch(() => {});
+    // keepalive: the DELETE still goes out when the page is being closed (beforeunload).
+    await fetch(`/api/sessions/${id}`, {
+      method: "DELETE", headers: { Authorization: `Bearer ${state.token}` }, keepalive: true,
+    }).catch(() => {});
   }
   if (state.pc) state.pc.close();
   if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
@@ -232,6 +264,8 @@ async function hangUp(clearMessage = true) {
   updateRoomPanel();
   $("local").srcObject = null; $("remote").srcObject = null;
   $("noface").classList.add("hidden");
+  state.lastStatus = null;
+  $("stat-calibrated").textContent = "–";
   $("start").disabled = false; $("calibrate").disabled = true; $("hangup").disabled = true;
   if (clearMessage) { setBadge("idle"); say("Call ended."); }
 }
