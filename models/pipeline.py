@@ -23,7 +23,7 @@ import numpy as np
 
 from models.align import align_face
 from models.generators import GENERATORS as GENERATOR_CLASSES
-from models.generators.base import GenerateRequest
+from models.generators.base import GenerateRequest, GeneratorSettings
 from models.landmarks import FaceTracker, box_from_landmarks, detect_face_boxes, face_size, landmarks_in_box, to_gray
 from models.smoothing import OneEuroFilter
 from models.transformer import LandmarkTransformer, TransformerConfig
@@ -41,6 +41,9 @@ class PipelineConfig:
     output_size: int = 256
     detect_every: int = 10  # full face detection every N frames; tracked in between
     device: str = "cpu"
+    weights: str | None = None  # neural generators: trained weights file (None = untrained)
+    network: str = "lite"  # neural generators: lite | base | paper
+    runtime: str = "torch"  # neural generators: torch | onnx
 
 
 @dataclass
@@ -84,7 +87,9 @@ class ReenactmentPipeline:
         if config.generator not in GENERATOR_CLASSES:
             raise ValueError(f"unknown generator {config.generator!r}; choose from {', '.join(GENERATORS)}")
         self.config = config
-        self.generator = GENERATOR_CLASSES[config.generator](config.output_size)
+        self.generator = GENERATOR_CLASSES[config.generator](GeneratorSettings(
+            output_size=config.output_size, device=config.device, weights=config.weights, network=config.network,
+            runtime=config.runtime))
         self.transformer = LandmarkTransformer(TransformerConfig(output_size=config.output_size))
 
     def prepare_target(self, photos: list[np.ndarray]) -> TargetFace:

@@ -19,11 +19,21 @@ class GenerateRequest:
     driver_frame: np.ndarray  # the raw driver frame (only passthrough looks at it)
 
 
+@dataclass(frozen=True)
+class GeneratorSettings:
+    output_size: int = 256
+    device: str = "cpu"
+    weights: str | None = None  # trained weights (neural generators); None = untrained
+    network: str = "lite"  # neural network config: lite | base | paper
+    runtime: str = "torch"  # torch | onnx
+
+
 class Generator(ABC):
     needs_landmarks: bool = True
 
-    def __init__(self, output_size: int) -> None:
-        self.output_size = output_size
+    def __init__(self, settings: GeneratorSettings) -> None:
+        self.settings = settings
+        self.output_size = settings.output_size
 
     def prepare(self, images: list[np.ndarray], landmarks: list[np.ndarray]) -> dict:
         """Per-target work done once when a target is chosen; the result is passed back on every frame."""

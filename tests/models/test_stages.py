@@ -13,7 +13,7 @@ from models import geometry
 from models.align import align_face
 from models.assets import gallery, sample_media
 from models.face_metrics import eye_aspect_ratio, mouth_opening
-from models.generators.base import GenerateRequest
+from models.generators.base import GenerateRequest, GeneratorSettings
 from models.generators.passthrough import PassthroughGenerator
 from models.generators.warp import WarpGenerator
 from models.landmarks import FaceTracker, detect_face_boxes, detect_landmarks, face_size, to_gray
@@ -127,7 +127,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_warp_identity_returns_the_target(astronaut) -> None:
     crop, points = astronaut
-    generator = WarpGenerator(SIZE)
+    generator = WarpGenerator(GeneratorSettings(output_size=SIZE))
     cache = generator.prepare([crop], [points])
     out = generator.generate([GenerateRequest([crop], [points], cache, points, crop)])[0]
     assert out.shape == (SIZE, SIZE, 3) and out.dtype == np.uint8
@@ -136,7 +136,7 @@ def test_warp_identity_returns_the_target(astronaut) -> None:
 
 def test_warp_open_mouth_darkens_the_mouth_and_closed_eyes_cover_the_eye(astronaut) -> None:
     crop, points = astronaut
-    generator = WarpGenerator(SIZE)
+    generator = WarpGenerator(GeneratorSettings(output_size=SIZE))
     cache = generator.prepare([crop], [points])
     opened = _open_mouth(points, 0.35 * face_size(points))
     out = generator.generate([GenerateRequest([crop], [points], cache, opened, crop)])[0]
