@@ -30,6 +30,9 @@ class ReenactConfig:
     size: int = 256
     max_frames: int | None = None
     side_by_side: bool = False
+    weights: Path | None = None
+    network: str = "lite"
+    runtime: str = "torch"
 
 
 def parse_args(argv: list[str] | None = None) -> ReenactConfig:
@@ -43,14 +46,17 @@ def parse_args(argv: list[str] | None = None) -> ReenactConfig:
     parser.add_argument("--size", type=int, default=256, help="output size in pixels (default: %(default)s)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--side-by-side", action="store_true", help="write driver | avatar side by side")
+    parser.add_argument("--weights", type=Path, default=None, help="marionette: trained weights (default: untrained)")
+    parser.add_argument("--network", choices=("lite", "base", "paper"), default="lite", help="marionette network")
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch", help="marionette runtime")
     args = parser.parse_args(argv)
     if not 64 <= args.size <= 1024 or args.size % 2:
         parser.error("--size must be even and between 64 and 1024")
-    for path in [*args.target, args.driver]:
+    for path in [*args.target, args.driver, *([args.weights] if args.weights else [])]:
         if not path.is_file():
             parser.error(f"no such file: {path}")
     return ReenactConfig(tuple(args.target), args.driver, args.out, args.generator, args.size, args.max_frames,
-                         args.side_by_side)
+                         args.side_by_side, args.weights, args.network, args.runtime)
 
 
 def read_photo(path: Path) -> np.ndarray:
@@ -73,7 +79,9 @@ def _open_writer(
 
 def reenact(config: ReenactConfig) -> int:
     """Writes the output video; returns the number of frames written."""
-    pipeline = ReenactmentPipeline(PipelineConfig(generator=config.generator, output_size=config.size))
+    pipeline = ReenactmentPipeline(PipelineConfig(
+        generator=config.generator, output_size=config.size, weights=str(config.weights) if config.weights else None,
+        network=config.network, runtime=config.runtime))
     target = pipeline.prepare_target([read_photo(p) for p in config.targets])
     driver = pipeline.new_driver()
     written = 0

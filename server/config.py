@@ -17,6 +17,9 @@ class ServerConfig:
     port: int = 8080
     device: str = "auto"  # auto | cpu | cuda
     generator: str = "warp"
+    weights: str = ""  # trained weights for --generator marionette ("" = untrained)
+    network: str = "lite"  # marionette network config
+    runtime: str = "torch"  # marionette inference runtime
     output_size: int = 256  # default size of the avatar stream (a session may ask for another)
     max_sessions: int = 8
     max_batch: int = 16  # frames per model call, across sessions
@@ -37,6 +40,9 @@ _HELP = {
     "port": "TCP port for HTTP (signaling, demo page, metrics)",
     "device": "where the model runs: auto picks cuda when available",
     "generator": "reenactment generator",
+    "weights": "trained weights file for --generator marionette (default: untrained)",
+    "network": "network config for --generator marionette",
+    "runtime": "inference runtime for --generator marionette (onnx = onnxruntime)",
     "output_size": "default avatar stream size in pixels (square)",
     "max_sessions": "concurrent sessions; more get HTTP 503",
     "max_batch": "largest cross-session batch per model call",
@@ -51,7 +57,8 @@ _HELP = {
     "ice_servers": "comma-separated STUN/TURN URLs (default: none, host candidates only)",
     "log_level": "logging level",
 }
-_CHOICES = {"device": ("auto", "cpu", "cuda"), "generator": GENERATORS,
+_CHOICES = {"device": ("auto", "cpu", "cuda"), "generator": GENERATORS, "network": ("lite", "base", "paper"),
+            "runtime": ("torch", "onnx"),
             "log_level": ("debug", "info", "warning", "error")}
 
 
@@ -81,6 +88,8 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
     values = vars(args)
     values["ice_servers"] = tuple(u.strip() for u in values["ice_servers"].split(",") if u.strip())
     config = ServerConfig(**values)
+    if config.weights and not os.path.isfile(config.weights):
+        raise SystemExit(f"error: --weights {config.weights}: no such file")
     if config.max_batch < 1 or config.max_wait_ms < 0 or config.max_sessions < 0:
         raise SystemExit("error: --max-batch must be >= 1, --max-wait-ms and --max-sessions >= 0")
     if not 2 <= config.room_size <= 16:
