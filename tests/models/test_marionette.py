@@ -153,3 +153,19 @@ def test_pipeline_with_marionette(runtime: str, talking_face_frames) -> None:
                                 FrameJob(drivers[1], few_shot, talking_face_frames[1])])
     assert [r.image.shape for r in results] == [(256, 256, 3)] * 2
     assert all(r.face_found for r in results)
+
+
+def test_discriminator_scores_depend_on_image_and_landmarks() -> None:
+    from models.marionette.discriminator import ProjectionDiscriminator
+
+    torch.manual_seed(0)
+    discriminator = ProjectionDiscriminator(TINY)
+    image, marks = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    score, features = discriminator(image, marks)
+    assert score.shape == (2,) and len(features) == TINY.down_blocks + 1
+    assert not torch.allclose(discriminator(image, torch.randn(2, 3, 64, 64))[0], score)  # conditioned
+    score.sum().backward()
+    assert all(p.grad is not None for p in discriminator.parameters() if p.requires_grad)
+    # Spectral normalisation keeps every linear map's largest singular value near 1.
+    weight = discriminator.linear.weight
+    assert torch.linalg.matrix_norm(weight, ord=2) < 1.1
