@@ -39,22 +39,35 @@ def _extent(landmarks: np.ndarray) -> np.ndarray:
     return np.maximum(local.max(axis=0) - local.min(axis=0), 1e-3)
 
 
+def expression_delta(landmarks: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """(68, 2) offsets from the neutral face, in its eye-aligned frame, divided by its width and height."""
+    _, rotation = _eye_frame(neutral)
+    return ((landmarks - neutral) @ rotation.T) / _extent(neutral)
+
+
+def canonical(landmarks: np.ndarray) -> np.ndarray:
+    """Landmarks in their own eye-aligned frame, divided by the face's width and height."""
+    origin, rotation = _eye_frame(landmarks)
+    return ((landmarks - origin) @ rotation.T) / _extent(landmarks)
+
+
 class LandmarkTransformer:
+    """v0: the raw geometric expression delta (subclasses disentangle it, see models/marionette)."""
+
     def __init__(self, config: TransformerConfig) -> None:
         self.config = config
+
+    def expression(self, driver_in_neutral_pose: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+        return expression_delta(driver_in_neutral_pose, neutral)
 
     def transform(self, driver: np.ndarray, neutral: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Target landmarks (68, 2) showing the driver's current expression and head motion."""
         # Head motion: neutral -> current, from the points expression hardly moves.
         pose = geometry.similarity_transform(neutral[STABLE_POINTS], driver[STABLE_POINTS])
         driver_in_neutral_pose = geometry.apply(geometry.invert(pose), driver)
-        expression = driver_in_neutral_pose - neutral
-
-        # Express the delta in the driver's eye frame, rescale per axis to the target, rotate into its frame.
-        _, driver_rotation = _eye_frame(neutral)
+        # The expression in face-size units (eye-aligned frame), rescaled per axis to the target's face.
+        local = self.expression(driver_in_neutral_pose, neutral) * _extent(target)
         _, target_rotation = _eye_frame(target)
-        ratio = _extent(target) / _extent(neutral)
-        local = (expression @ driver_rotation.T) * ratio
         driven = target + local @ target_rotation
 
         scale, angle = geometry.scale_and_angle(pose)
