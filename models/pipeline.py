@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -44,6 +45,8 @@ class PipelineConfig:
     weights: str | None = None  # neural generators: trained weights file (None = untrained)
     network: str = "lite"  # neural generators: lite | base | paper
     runtime: str = "torch"  # neural generators: torch | onnx
+    transformer: str = "v0"  # landmark transformer: v0 | pca | regressor
+    expression_model: str | None = None  # .npz from models.marionette.fit_landmarks (pca, regressor)
 
 
 @dataclass
@@ -90,7 +93,7 @@ class ReenactmentPipeline:
         self.generator = GENERATOR_CLASSES[config.generator](GeneratorSettings(
             output_size=config.output_size, device=config.device, weights=config.weights, network=config.network,
             runtime=config.runtime))
-        self.transformer = LandmarkTransformer(TransformerConfig(output_size=config.output_size))
+        self.transformer = build_transformer(config)
 
     def prepare_target(self, photos: list[np.ndarray]) -> TargetFace:
         if not photos:
@@ -158,6 +161,29 @@ class ReenactmentPipeline:
             driver.neutral = points.copy()
             driver.calibrate_next = False
         return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
+
+
+TRANSFORMERS = ("v0", "pca", "regressor")
+
+
+def build_transformer(config: PipelineConfig) -> LandmarkTransformer:
+    settings = TransformerConfig(output_size=config.output_size)
+    if config.transformer == "v0":
+        return LandmarkTransformer(settings)
+    from models.marionette.landmark_disentangle import (
+        ExpressionModel,
+        PCALandmarkTransformer,
+        RegressorLandmarkTransformer,
+    )
+
+    if config.transformer not in TRANSFORMERS:
+        raise ValueError(f"unknown landmark transformer {config.transformer!r}; choose from {', '.join(TRANSFORMERS)}")
+    if not config.expression_model:
+        raise ValueError(f"the {config.transformer} landmark transformer needs an expression model (.npz)")
+    model = ExpressionModel.load(Path(config.expression_model))
+    if config.transformer == "pca":
+        return PCALandmarkTransformer(settings, model)
+    return RegressorLandmarkTransformer(settings, model)
 
 
 def _request(job: FrameJob, driven: np.ndarray | None) -> GenerateRequest:

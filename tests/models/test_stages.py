@@ -156,7 +156,8 @@ def test_warp_open_mouth_darkens_the_mouth_and_closed_eyes_cover_the_eye(astrona
 
 def test_passthrough_is_the_centre_square(talking_face_frames) -> None:
     frame = talking_face_frames[0]
-    out = PassthroughGenerator(GeneratorSettings(output_size=SIZE)).generate([GenerateRequest([], [], {}, None, frame)])[0]
+    generator = PassthroughGenerator(GeneratorSettings(output_size=SIZE))
+    out = generator.generate([GenerateRequest([], [], {}, None, frame)])[0]
     expected = cv2.resize(frame[:, 140:500], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     assert _psnr(out, expected) > 40
 
