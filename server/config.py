@@ -20,6 +20,8 @@ class ServerConfig:
     weights: str = ""  # trained weights for --generator marionette ("" = untrained)
     network: str = "lite"  # marionette network config
     runtime: str = "torch"  # marionette inference runtime
+    transformer: str = "v0"  # landmark transformer
+    expression_model: str = ""  # .npz for --transformer pca|regressor
     output_size: int = 256  # default size of the avatar stream (a session may ask for another)
     max_sessions: int = 8
     max_batch: int = 16  # frames per model call, across sessions
@@ -43,6 +45,8 @@ _HELP = {
     "weights": "trained weights file for --generator marionette (default: untrained)",
     "network": "network config for --generator marionette",
     "runtime": "inference runtime for --generator marionette (onnx = onnxruntime)",
+    "transformer": "landmark transformer: v0 (geometric), pca or regressor (need --expression-model)",
+    "expression_model": "expression model .npz from python -m models.marionette.fit_landmarks",
     "output_size": "default avatar stream size in pixels (square)",
     "max_sessions": "concurrent sessions; more get HTTP 503",
     "max_batch": "largest cross-session batch per model call",
@@ -58,7 +62,7 @@ _HELP = {
     "log_level": "logging level",
 }
 _CHOICES = {"device": ("auto", "cpu", "cuda"), "generator": GENERATORS, "network": ("lite", "base", "paper"),
-            "runtime": ("torch", "onnx"),
+            "runtime": ("torch", "onnx"), "transformer": ("v0", "pca", "regressor"),
             "log_level": ("debug", "info", "warning", "error")}
 
 
@@ -88,8 +92,11 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
     values = vars(args)
     values["ice_servers"] = tuple(u.strip() for u in values["ice_servers"].split(",") if u.strip())
     config = ServerConfig(**values)
-    if config.weights and not os.path.isfile(config.weights):
-        raise SystemExit(f"error: --weights {config.weights}: no such file")
+    for flag, path in (("--weights", config.weights), ("--expression-model", config.expression_model)):
+        if path and not os.path.isfile(path):
+            raise SystemExit(f"error: {flag} {path}: no such file")
+    if config.transformer != "v0" and not config.expression_model:
+        raise SystemExit(f"error: --transformer {config.transformer} needs --expression-model")
     if config.max_batch < 1 or config.max_wait_ms < 0 or config.max_sessions < 0:
         raise SystemExit("error: --max-batch must be >= 1, --max-wait-ms and --max-sessions >= 0")
     if not 2 <= config.room_size <= 16:
