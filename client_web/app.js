@@ -20,6 +20,7 @@ window.marionette = state;
 
 let pingTimer = null;
 let statsTimer = null;
+let previousJitter = null;  // {delay, count} at the last stats sample: the jitter buffer figure is per interval
 
 function say(text, isError = false) {
   $("message").textContent = text;
@@ -166,15 +167,18 @@ async function start() {
 
   const pc = new RTCPeerConnection({ iceServers: config.iceServers });
   state.pc = pc;
-  state.channel = pc.createDataChannel("status");  // before the offer, so the offer negotiates SCTP
-  state.channel.onmessage = onStatus;
-  state.channel.onclose = () => {
-    // Our own hang-up clears sessionId first; anything else means the server closed the session.
+  const channel = pc.createDataChannel("status");  // before the offer, so the offer negotiates SCTP
+  state.channel = channel;
+  channel.onmessage = onStatus;
+  channel.onclose = () => {
+    // Our own hang-up detaches this handler first; anything else means the server closed the session.
     if (state.pc === pc && state.sessionId) serverEnded();
   };
-  state.channel.onopen = () => {
+  channel.onopen = () => {
+    if (state.pc !== pc) return;  // hung up meanwhile
+    // The ping is also the server's heartbeat: a silent session is closed after ~10 s.
     pingTimer = setInterval(() => {
-      if (state.channel.readyState === "open") state.channel.send(JSON.stringify({ type: "ping", t: performance.now() }));
+      if (channel.readyState === "open") channel.send(JSON.stringify({ type: "ping", t: performance.now() }));
     }, 1000);
   };
   const own = pc.addTransceiver(state.stream.getVideoTracks()[0], { direction: "sendrecv" });
@@ -218,10 +222,17 @@ async function start() {
       throw new Error(`The server refused the call: ${text}`);
     }
     const answer = await response.json();
+    if (state.pc !== pc) {
+      // Hung up while the offer was in flight: close the session the server has just opened.
+      fetch(`/api/sessions/${answer.session_id}`, { method: "DELETE", headers: { Authorization: `Bearer ${answer.token}` } })
+        .catch(() => {});
+      return;
+    }
     state.sessionId = answer.session_id;
     state.token = answer.token;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
   } catch (error) {
+    if (state.pc !== pc) return;  // hung up meanwhile: that is not an error
     say(error.message, true);
     if (!$("badge").classList.contains("error")) setBadge("error", "not connected");
     await hangUp(false);
@@ -247,27 +258,33 @@ async function calibrate() {
 }
 
 async function hangUp(clearMessage = true) {
+  // Detach the page from the call at once, so no late status message or stats tick repaints a call
+  // that is over.
   clearInterval(pingTimer); clearInterval(statsTimer);
-  if (state.sessionId) {
-    const id = state.sessionId;
-    state.sessionId = null;
-    // keepalive: the DELETE still goes out when the page is being closed (beforeunload).
-    await fetch(`/api/sessions/${id}`, {
-      method: "DELETE", headers: { Authorization: `Bearer ${state.token}` }, keepalive: true,
-    }).catch(() => {});
-  }
-  if (state.pc) state.pc.close();
-  if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
-  state.pc = null; state.stream = null; state.connected = false; state.roster = null;
+  const { pc, stream, channel } = state;
+  const id = state.sessionId;
+  const token = state.token;
+  if (channel) { channel.onmessage = null; channel.onclose = null; }
+  state.sessionId = null; state.pc = null; state.stream = null; state.channel = null;
+  state.connected = false; state.roster = null; state.lastStatus = null;
+  previousJitter = null;
   for (const tile of Object.values(state.tiles)) tile.figure.remove();
   state.tiles = {};
   updateRoomPanel();
-  $("local").srcObject = null; $("remote").srcObject = null;
   $("noface").classList.add("hidden");
-  state.lastStatus = null;
   $("stat-calibrated").textContent = "–";
   $("start").disabled = false; $("calibrate").disabled = true; $("hangup").disabled = true;
   if (clearMessage) { setBadge("idle"); say("Call ended."); }
+  if (id) {
+    // Tell the server before closing the connection (else it may notice the closed connection first and
+    // answer 404). keepalive: the DELETE still goes out when the page is being closed (beforeunload).
+    await fetch(`/api/sessions/${id}`, {
+      method: "DELETE", headers: { Authorization: `Bearer ${token}` }, keepalive: true,
+    }).catch(() => {});
+  }
+  if (pc) pc.close();
+  if (stream) stream.getTracks().forEach((track) => track.stop());
+  $("local").srcObject = null; $("remote").srcObject = null;
 }
 
 // ---- rooms ---------------------------------------------------------------------------------
@@ -341,29 +358,56 @@ async function updateStats() {
   if (!state.pc) return;
   const report = await state.pc.getStats();
   let inbound = null;
-  let rtt = null;
+  let selectedPairId = null;
+  const pairs = new Map();
   report.forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "video") inbound = s;
-    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.currentRoundTripTime != null) rtt = s.currentRoundTripTime * 1000;
+    // In a room there is one inbound video per tile: the avatar panel is our own transceiver's.
+    if (s.type === "inbound-rtp" && s.kind === "video" && (!inbound || s.mid === state.ownMid)) inbound = s;
+    if (s.type === "transport" && s.selectedCandidatePairId) selectedPairId = s.selectedCandidatePairId;
+    if (s.type === "candidate-pair") pairs.set(s.id, s);
   });
+  // The pair ICE actually uses; older browsers only mark it nominated.
+  const pair = pairs.get(selectedPairId) || [...pairs.values()].find((s) => s.nominated && s.state === "succeeded");
+  const rtt = pair && pair.currentRoundTripTime != null ? pair.currentRoundTripTime * 1000 : null;
+
+  let jitter = null;
   if (inbound) {
     state.framesDecoded = inbound.framesDecoded || 0;
     state.fps = inbound.framesPerSecond || 0;
     $("stat-fps").textContent = `${state.fps.toFixed(1)} fps`;
     $("stat-res").textContent = inbound.frameWidth ? `${inbound.frameWidth}×${inbound.frameHeight}` : "–";
     $("stat-decoded").textContent = String(state.framesDecoded);
+    // jitterBufferDelay (s) and jitterBufferEmittedCount are totals since the start: use the last second's
+    // share, so the figure follows the call now rather than its whole history.
+    const delay = inbound.jitterBufferDelay || 0;
+    const count = inbound.jitterBufferEmittedCount || 0;
+    if (previousJitter && count > previousJitter.count) {
+      jitter = (1000 * (delay - previousJitter.delay)) / (count - previousJitter.count);
+    } else if (count) {
+      jitter = (1000 * delay) / count;
+    }
+    previousJitter = { delay, count };
   }
-  const jitter = inbound && inbound.jitterBufferEmittedCount ? (1000 * inbound.jitterBufferDelay) / inbound.jitterBufferEmittedCount : null;
+  state.rttMs = rtt;
+  state.jitterBufferMs = jitter;
   $("stat-rtt").textContent = rtt == null ? "–" : `${rtt.toFixed(1)} ms`;
   $("stat-jitter").textContent = jitter == null ? "–" : `${jitter.toFixed(1)} ms`;
   const server = state.lastStatus && state.lastStatus.server_ms;
   if (rtt != null && server != null && jitter != null) {
+    // network round trip + server processing + receive jitter buffer (capture, encode, display excluded)
     state.estimatedLatencyMs = rtt + server + jitter;
     $("stat-latency").textContent = `≈ ${state.estimatedLatencyMs.toFixed(0)} ms`;
   }
 }
 
 // ---- wiring --------------------------------------------------------------------------------
+
+// Hide a panel's placeholder while its video shows frames.
+for (const id of ["local", "remote"]) {
+  const video = $(id);
+  video.addEventListener("loadeddata", () => video.parentElement.classList.add("streaming"));
+  video.addEventListener("emptied", () => video.parentElement.classList.remove("streaming"));
+}
 
 $("start").addEventListener("click", start);
 $("calibrate").addEventListener("click", calibrate);

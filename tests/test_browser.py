@@ -1,10 +1,15 @@
-"""The demo page in a real headless Chromium (Debian's), with a fake camera playing a real face video."""
+"""The demo page in a real headless Chromium (Debian's), with a fake camera playing a real face video.
+
+Run: `.venv/bin/python -m pytest -m browser tests/test_browser.py` (about half a minute on 2 cores).
+Playwright only drives /usr/bin/chromium; it never downloads a browser of its own.
+"""
 
 from __future__ import annotations
 
 import base64
 import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,36 +18,54 @@ import numpy as np
 import pytest
 
 from loadtest.local_server import REPO_ROOT, RunningServer, running_server
+from models.assets import sample_media
 from models.landmarks import detect_face_boxes, to_gray
-from tests.media_utils import write_y4m
+from tests.media_utils import read_video_frames, write_y4m
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
+# Flags shared by every launch: no sandbox (containers), no GPU, no background traffic, and loopback ICE
+# candidates (Chromium gathers none for 127.0.0.1 without the flag, DESIGN §7).
+BASE_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--allow-loopback-in-peer-connection", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed"),
 ]
 
 
+def camera_args(y4m: Path) -> list[str]:
+    """A fake camera at 30 fps (the default is 20) playing `y4m` in a loop, with the permission granted."""
+    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream=fps=30",
+            f"--use-file-for-fake-video-capture={y4m}"]
+
+
 @pytest.fixture(scope="module")
 def fake_camera(tmp_path_factory: pytest.TempPathFactory, talking_face_frames: list[np.ndarray]) -> Path:
     frames = [cv2.resize(f, (640, 360)) for f in talking_face_frames]
-    return write_y4m(frames, tmp_path_factory.mktemp("camera") / "driver.y4m")
+    path = write_y4m(frames, tmp_path_factory.mktemp("camera") / "driver.y4m")
+    # The camera must show what we think it shows: the file decodes back to the same frames.
+    back = read_video_frames(path, max_frames=2)
+    assert back[1].shape == frames[1].shape and np.abs(back[1].astype(int) - frames[1]).mean() < 4
+    return path
 
 
 @pytest.fixture(scope="module")
-def browser(fake_camera: Path) -> Iterator[object]:
+def playwright_driver() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream=fps=30", f"--use-file-for-fake-video-capture={fake_camera}",
-            "--allow-loopback-in-peer-connection", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic",
-        ])
-        yield instance
-        instance.close()
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_driver, fake_camera: Path) -> Iterator[object]:
+    instance = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                 args=BASE_ARGS + camera_args(fake_camera))
+    yield instance
+    instance.close()
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +96,25 @@ def avatar_frame(page) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+def wait_for_sessions(server: RunningServer, count: int, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while server.get_json("/healthz")["sessions"] != count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.get_json("/healthz")["sessions"] == count
+
+
 def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []  # script errors and failed requests (console errors) anywhere in the call
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(server.url + "/")
     page.wait_for_selector("#gallery button[data-id='astronaut']")
+    assert page.is_visible(".avatar .placeholder")
+    assert page.get_attribute("#gallery button[data-id='astronaut']", "class") == "selected"  # the default
     page.click("#start")
     wait_for(page, "window.marionette.connected")
+    wait_for(page, "document.getElementById('badge').textContent === 'live'")
     session_id = page.evaluate("window.marionette.sessionId")
     first = wait_for(page, "window.marionette.framesDecoded > 5 && window.marionette.framesDecoded")
     time.sleep(2)
@@ -87,8 +123,25 @@ def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     assert page.evaluate("window.marionette.fps") > 5
     frame = avatar_frame(page)
     assert detect_face_boxes(to_gray(frame)), "the avatar video shows no face"
-    assert page.inner_text("#stat-fps").endswith("fps")
+    assert float(page.inner_text("#stat-fps").removesuffix(" fps")) > 0
+    assert page.inner_text("#stat-res") == "256×256"
     wait_for(page, "window.marionette.estimatedLatencyMs > 0")
+    assert page.inner_text("#stat-latency").startswith("≈ ")
+    assert page.is_hidden("#noface")  # the driver shows a face
+    assert page.is_hidden(".avatar .placeholder")
+
+    # Upload two photos of one person mid-call (few-shot): the new target joins the gallery and the call uses it.
+    photo = sample_media("single_face.jpg")
+    mirrored = cv2.imencode(".jpg", cv2.flip(cv2.imread(str(photo)), 1))[1].tobytes()
+    page.set_input_files("#upload", files=[
+        {"name": "face.jpg", "mimeType": "image/jpeg", "buffer": photo.read_bytes()},
+        {"name": "mirrored.jpg", "mimeType": "image/jpeg", "buffer": mirrored},
+    ])
+    uploaded = wait_for(page, "document.querySelector('#gallery button.selected').dataset.id !== 'astronaut' && "
+                              "document.querySelector('#gallery button.selected').dataset.id", timeout_s=30)
+    wait_for(page, f"window.marionette.lastStatus.target === '{uploaded}'")
+    assert page.evaluate("document.querySelectorAll('#gallery button').length") == 3
+    assert page.evaluate("window.marionette.sessionId") == session_id
 
     # Switch target mid-call: same session, frames keep coming, the server reports the new target.
     page.click("#gallery button[data-id='grace_hopper']")
@@ -97,31 +150,38 @@ def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     before = page.evaluate("window.marionette.framesDecoded")
     time.sleep(1.5)
     assert page.evaluate("window.marionette.framesDecoded") > before + 10
+    assert page.get_attribute("#gallery button[data-id='grace_hopper']", "class") == "selected"
     page.click("#calibrate")
     wait_for(page, "document.getElementById('message').textContent.includes('Calibrated')")
+    wait_for(page, "window.marionette.lastStatus.calibrated")
+    wait_for(page, "document.getElementById('stat-calibrated').textContent === 'yes'")
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_call.png"), full_page=True)
     assert server.get_json("/healthz")["sessions"] == 1
     page.click("#hangup")
-    deadline = time.monotonic() + 5
-    while server.get_json("/healthz")["sessions"] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert server.get_json("/healthz")["sessions"] == 0
+    wait_for_sessions(server, 0)
+    assert page.inner_text("#badge") == "idle"
+    wait_for(page, "document.getElementById('local').srcObject === null", timeout_s=5)  # the camera is released
+    assert errors == []
     page.close()
 
 
 def test_server_full_and_bad_upload_show_clear_messages(browser, server: RunningServer) -> None:
     first, second = browser.new_page(), browser.new_page()
-    for page in (first, second):
-        page.goto(server.url + "/")
-        page.wait_for_selector("#gallery button")
-    first.click("#start")
+    # ?autostart=1&target=... starts a call on load (kiosks, tests).
+    first.goto(server.url + "/?autostart=1&target=grace_hopper")
     wait_for(first, "window.marionette.connected")
+    wait_for(first, "window.marionette.lastStatus && window.marionette.lastStatus.target")
+    assert first.evaluate("window.marionette.lastStatus.target") == "grace_hopper"
+    second.goto(server.url + "/")
+    second.wait_for_selector("#gallery button")
     second.click("#start")  # the server allows one session
     message = wait_for(second, "window.marionette.error")
-    assert "server is full" in message.lower()
-    assert second.inner_text("#badge") == "not connected"
+    assert "server full" in message.lower() and "try again later" in message  # the server's own words
+    assert second.inner_text("#badge") == "server full"
+    assert second.is_enabled("#start") and second.is_disabled("#hangup")  # ready to try again
+    wait_for_sessions(server, 1)  # the refused call left nothing behind
 
     second.set_input_files("#upload", files=[{"name": "notes.txt", "mimeType": "image/jpeg",
                                                "buffer": b"this is not a photo"}])
@@ -129,8 +189,84 @@ def test_server_full_and_bad_upload_show_clear_messages(browser, server: Running
                                "document.getElementById('message').textContent")
     assert "not a readable image" in message
     first.click("#hangup")
+    wait_for_sessions(server, 0)
     first.close()
     second.close()
+
+
+def test_server_side_end_of_call_is_reported(browser, server: RunningServer) -> None:
+    """When the server closes the session (idle reaper, restart, operator), the page says so and resets."""
+    page = browser.new_page()
+    page.goto(server.url + "/?autostart=1")
+    wait_for(page, "window.marionette.connected")
+    session_id, token = page.evaluate("[window.marionette.sessionId, window.marionette.token]")
+    request = urllib.request.Request(f"{server.url}/api/sessions/{session_id}", method="DELETE",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    message = wait_for(page, "window.marionette.error", timeout_s=10)
+    assert "server ended the call" in message
+    assert page.inner_text("#badge") == "ended"
+    assert page.is_enabled("#start") and page.is_disabled("#hangup")
+    wait_for_sessions(server, 0)
+    page.close()
+
+
+def test_hang_up_while_connecting_leaves_no_session(browser, server: RunningServer) -> None:
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.wait_for_selector("#gallery button")
+    page.click("#start")
+    page.click("#hangup")  # enabled once the camera is on, before the offer has been answered
+    assert page.inner_text("#badge") == "idle"
+    time.sleep(2)  # let an answer that was in flight arrive (the page then closes that session)
+    wait_for_sessions(server, 0)
+    assert page.evaluate("window.marionette.error") is None
+    assert page.is_enabled("#start") and page.is_disabled("#hangup")
+    page.close()
+
+
+@pytest.mark.parametrize(("flags", "badge", "words"), [
+    # No --use-fake-ui-for-media-stream: the permission prompt is denied (NotAllowedError).
+    (["--use-fake-device-for-media-stream", "--deny-permission-prompts"], "camera blocked", "Camera access was denied"),
+    # Permission granted but no camera device at all (NotFoundError).
+    (["--use-fake-ui-for-media-stream"], "no camera", "No camera found"),
+], ids=["denied", "missing"])
+def test_camera_problems_show_clear_messages(playwright_driver, server: RunningServer, flags: list[str],
+                                             badge: str, words: str) -> None:
+    instance = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=BASE_ARGS + flags)
+    try:
+        page = instance.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("#gallery button")
+        page.click("#start")
+        message = wait_for(page, "window.marionette.error")
+        assert words in message
+        assert page.inner_text("#badge") == badge
+        assert page.is_enabled("#start")
+        assert server.get_json("/healthz")["sessions"] == 0  # no offer was sent
+    finally:
+        instance.close()
+
+
+def test_no_face_in_the_camera_is_flagged(playwright_driver, server: RunningServer,
+                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A camera that sees no face: the status channel says so and the page shows a 'no face found' badge."""
+    frames = read_video_frames(sample_media("no_face.mp4"), max_frames=60, size=(640, 360))
+    camera = write_y4m(frames, tmp_path_factory.mktemp("noface") / "noface.y4m")
+    instance = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                 args=BASE_ARGS + camera_args(camera))
+    try:
+        page = instance.new_page()
+        page.goto(server.url + "/?autostart=1")
+        wait_for(page, "window.marionette.connected")
+        wait_for(page, "window.marionette.lastStatus && window.marionette.lastStatus.face_found === false")
+        wait_for(page, "document.getElementById('badge').textContent === 'no face found'")
+        assert page.is_visible("#noface")
+        page.click("#hangup")
+        wait_for_sessions(server, 0)
+    finally:
+        instance.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,203 @@
+"""The container and deployment files agree with the code (no Docker engine or cluster is needed).
+
+Docker cannot run here, so these tests read the files: the image's command, port, user and health check,
+the settings passed by environment variable, the files the manifests mount, and the Prometheus config.
+The HEALTHCHECK one-liner is run for real against a running server. YAML structure is checked when a
+parser is at hand (PyYAML, or the `yq` command); the text checks always run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtest.local_server import REPO_ROOT, running_server
+from server.config import ENV_PREFIX, ServerConfig, parse_config
+
+DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+COMPOSE_GPU = REPO_ROOT / "deploy" / "docker-compose.gpu.yml"
+KUBERNETES = REPO_ROOT / "deploy" / "kubernetes" / "marionette.yaml"
+PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus.yml"
+TURN_CONFIG = REPO_ROOT / "deploy" / "turnserver.conf"
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE)
+    pairs = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            pairs.append((keyword.upper(), rest.strip()))
+    return pairs
+
+
+def instruction(name: str) -> list[str]:
+    return [rest for keyword, rest in dockerfile_instructions() if keyword == name]
+
+
+def image_command() -> list[str]:
+    (cmd,) = instruction("CMD")
+    return json.loads(cmd)  # exec form, so SIGTERM reaches the server (it closes sessions on it)
+
+
+def load_yaml_documents(path: Path) -> list[Any]:
+    try:
+        import yaml  # not a project dependency; used when present
+    except ImportError:
+        yq = shutil.which("yq")
+        if yq is None:
+            pytest.skip("no YAML parser here (PyYAML or yq); the text checks still ran")
+        out = subprocess.run([yq, "-c", "."], input=path.read_text(), capture_output=True, text=True, check=True)
+        return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def env_names(text: str) -> set[str]:
+    # Not `window.MARIONETTE_CONFIG` (the page's settings object in the ConfigMap): a variable, not a property.
+    return set(re.findall(rf"(?<![.\w]){ENV_PREFIX}[A-Z_]+\b", text))
+
+
+# ---- Dockerfile ---------------------------------------------------------------------------------------
+
+
+def test_image_runs_the_server_on_the_exposed_port_as_a_non_root_user() -> None:
+    command = image_command()
+    assert command[:3] == ["python", "-m", "server"]
+    config = parse_config(command[3:])  # the server accepts exactly these flags
+    assert config.host == "0.0.0.0"
+    assert instruction("EXPOSE") == [str(config.port)]
+    users = instruction("USER")
+    assert users and users[-1] not in ("root", "0"), "the server must not run as root"
+    assert re.search(rf"useradd .*\b{re.escape(users[-1])}\b", DOCKERFILE)
+
+
+def test_image_build_fetches_assets_and_copies_what_the_server_needs() -> None:
+    (base,) = [rest for keyword, rest in dockerfile_instructions() if keyword == "ARG" and "BASE_IMAGE" in rest]
+    assert "nvidia/cuda" in base  # CUDA-capable by default
+    assert any("python -m models.assets" in run for run in instruction("RUN"))
+    assert any("-r requirements.txt" in run for run in instruction("RUN"))
+    ignored = {line.strip().rstrip("/") for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    for copy in instruction("COPY"):
+        *sources, _destination = copy.split()
+        for source in sources:
+            assert (REPO_ROOT / source).exists(), f"COPY {source}: no such path in the repository"
+            assert source.rstrip("/") not in ignored, f"COPY {source} is excluded by .dockerignore"
+    assert {".venv", ".git", "assets/cache", "test-artifacts"} <= ignored
+
+
+def test_healthcheck_one_liner_works_against_a_running_server(tmp_path: Path) -> None:
+    (healthcheck,) = instruction("HEALTHCHECK")
+    assert "/healthz" in healthcheck
+    port = parse_config(image_command()[3:]).port
+    argv = shlex.split(healthcheck.split(" CMD ", 1)[1])
+    assert argv[:2] == ["python", "-c"]
+    with running_server(tmp_path, "--generator", "passthrough") as server:
+        # The same one-liner, pointed at the test server's port.
+        code = argv[2].replace(f"127.0.0.1:{port}/", server.url.removeprefix("http://") + "/")
+        assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
+    # And it fails once the server is gone.
+    assert subprocess.run([sys.executable, "-c", code], timeout=30, capture_output=True).returncode != 0
+
+
+# ---- settings by environment --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [COMPOSE, KUBERNETES], ids=lambda p: p.name)
+def test_environment_settings_name_real_server_flags(path: Path) -> None:
+    known = {ENV_PREFIX + f.name.upper() for f in fields(ServerConfig)}
+    used = env_names(path.read_text())
+    assert used, f"{path.name} sets no {ENV_PREFIX}* variables"
+    assert used <= known, f"unknown settings in {path.name}: {sorted(used - known)}"
+
+
+# ---- docker compose -----------------------------------------------------------------------------------
+
+
+def test_compose_runs_the_server_and_prometheus_on_its_config() -> None:
+    (compose,) = load_yaml_documents(COMPOSE)
+    services = compose["services"]
+    assert services["marionette"]["build"] == "."
+    prometheus = services["prometheus"]
+    assert prometheus["image"].startswith("prom/prometheus:")
+    mounts = [volume.split(":")[0] for volume in prometheus["volumes"]]
+    assert "./deploy/prometheus.yml" in mounts and PROMETHEUS_CONFIG.exists()
+    # Host networking on both, so Prometheus's 127.0.0.1:<port> target is the server.
+    assert services["marionette"]["network_mode"] == prometheus["network_mode"] == "host"
+
+    (gpu,) = load_yaml_documents(COMPOSE_GPU)
+    devices = gpu["services"]["marionette"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+
+
+def test_prometheus_scrapes_the_image_port() -> None:
+    port = parse_config(image_command()[3:]).port
+    text = PROMETHEUS_CONFIG.read_text()
+    assert "metrics_path: /metrics" in text
+    assert f"127.0.0.1:{port}" in text
+    promtool = shutil.which("promtool")
+    if promtool:
+        subprocess.run([promtool, "check", "config", str(PROMETHEUS_CONFIG)], check=True, capture_output=True)
+
+
+# ---- Kubernetes ---------------------------------------------------------------------------------------
+
+
+def test_kubernetes_deployment_uses_a_gpu_probes_and_the_image_user() -> None:
+    documents = {doc["kind"]: doc for doc in load_yaml_documents(KUBERNETES)}
+    assert set(documents) == {"ConfigMap", "Deployment", "Service"}
+    pod = documents["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    port = parse_config(image_command()[3:]).port
+    assert container["ports"][0]["containerPort"] == port
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz"
+        assert container[probe]["httpGet"]["port"] in ("http", port)
+    uid = re.search(r"useradd .*--uid (\d+)", DOCKERFILE).group(1)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert str(pod["securityContext"]["runAsUser"]) == uid
+
+    # The ConfigMap replaces the demo page's config.js (browsers' TURN settings).
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == "/app/client_web/config.js" and mount["subPath"] == "config.js"
+    assert (REPO_ROOT / "client_web" / "config.js").exists()
+    assert "config.js" in documents["ConfigMap"]["data"]
+
+    service = documents["Service"]["spec"]
+    assert service["selector"] == documents["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert service["sessionAffinity"] == "ClientIP"  # session control calls reach the pod that holds it
+
+
+def test_page_config_scripts_are_valid_javascript(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    scripts = [REPO_ROOT / "client_web" / name for name in ("config.js", "app.js")]
+    configmap = next(doc for doc in load_yaml_documents(KUBERNETES) if doc["kind"] == "ConfigMap")
+    scripts.append(tmp_path / "configmap-config.js")
+    scripts[-1].write_text(configmap["data"]["config.js"])
+    for script in scripts:
+        result = subprocess.run([node, "--check", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script.name}: {result.stderr}"
+
+
+def test_turn_example_matches_the_page_config_example() -> None:
+    text = TURN_CONFIG.read_text()
+    port = re.search(r"^listening-port=(\d+)", text, re.M).group(1)
+    user, password = re.search(r"^user=([^:\s]+):(\S+)", text, re.M).groups()
+    configmap = KUBERNETES.read_text()
+    assert f":{port}" in configmap and f'username: "{user}"' in configmap and f'credential: "{password}"' in configmap
+    assert re.search(r"^min-port=\d+", text, re.M) and re.search(r"^max-port=\d+", text, re.M)
