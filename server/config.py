@@ -58,7 +58,8 @@ _HELP = {
     "max_uploaded_targets": "uploaded targets kept in memory (oldest evicted first)",
     "room_size": "most participants in one avatar room",
     "max_rooms": "most avatar rooms open at once",
-    "ice_servers": "comma-separated STUN/TURN URLs (default: none, host candidates only)",
+    "ice_servers": "comma-separated STUN/TURN URLs, TURN credentials inline: turn:user:pass@host:3478 "
+                   "(default: none, host candidates only)",
     "log_level": "logging level",
 }
 _CHOICES = {"device": ("auto", "cpu", "cuda"), "generator": GENERATORS, "network": ("lite", "base", "paper"),

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from models.pipeline import ReenactmentPipeline
@@ -17,7 +17,7 @@ from server import metrics
 from server.batcher import FrameBatcher
 from server.config import ServerConfig
 from server.errors import ApiError
-from server.sdp import add_bitrate_hints
+from server.sdp import add_bitrate_hints, ice_server
 from server.session import PreparedTarget, Session
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class SessionRegistry:
                                 "try again later")
         self._pending += 1
         pc = RTCPeerConnection(RTCConfiguration(
-            iceServers=[RTCIceServer(urls=url) for url in self._config.ice_servers]))
+            iceServers=[ice_server(url) for url in self._config.ice_servers]))
         session = Session(pc, target, self._pipeline.new_driver(), size, measure)
         try:
             self._wire(session)

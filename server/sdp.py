@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from aiortc import RTCIceServer
+
 # aiortc only sends REMB, so Chromium's bandwidth estimate starts low and it sends 320x240 for
 # 20+ s (DESIGN §7). Telling it the bitrate range up front gives 640x480 at once.
 BITRATE_HINT = "x-google-min-bitrate=300;x-google-start-bitrate=1000;x-google-max-bitrate=2500"
@@ -32,3 +34,13 @@ def add_bitrate_hints(sdp: str) -> str:
         if m and m.group(1) in payload_types and m.group(1) not in with_fmtp:
             result.append(f"a=fmtp:{m.group(1)} {BITRATE_HINT}")
     return "\r\n".join(result)
+
+
+def ice_server(url: str) -> RTCIceServer:
+    """`stun:host:port`, or `turn:user:password@host:port[?transport=udp]` with TURN credentials inline."""
+    scheme, _, rest = url.partition(":")
+    if scheme in ("turn", "turns") and "@" in rest:
+        credentials, _, address = rest.rpartition("@")
+        username, _, password = credentials.partition(":")
+        return RTCIceServer(urls=f"{scheme}:{address}", username=username, credential=password)
+    return RTCIceServer(urls=url)

@@ -12,7 +12,7 @@ from aiortc.rtp import RtpPacket
 from server import frame_tag
 from server.config import parse_config
 from server.rtc_tuning import LowLatencyJitterBuffer
-from server.sdp import BITRATE_HINT, add_bitrate_hints
+from server.sdp import BITRATE_HINT, add_bitrate_hints, ice_server
 from server.slots import LatestFrameSlot
 
 
@@ -109,3 +109,11 @@ def test_jitter_buffer_never_emits_empty_frames() -> None:
     assert buffer.add(_packet(2, 200, b"", marker=False))[1] is None
     frame = buffer.add(_packet(3, 300, b"x", marker=True))[1]
     assert frame is not None and frame.data == b"x"
+
+
+def test_ice_server_urls_carry_turn_credentials() -> None:
+    turn = ice_server("turn:alice:s3cr:et@turn.example.com:3478?transport=udp")
+    assert (turn.urls, turn.username, turn.credential) == ("turn:turn.example.com:3478?transport=udp", "alice",
+                                                           "s3cr:et")
+    stun = ice_server("stun:stun.example.com:3478")
+    assert (stun.urls, stun.username, stun.credential) == ("stun:stun.example.com:3478", None, None)
