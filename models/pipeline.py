@@ -81,6 +81,7 @@ class FrameResult:
     image: np.ndarray  # RGB uint8 (output_size, output_size, 3)
     face_found: bool
     stage_seconds: dict[str, float]  # wall time per stage for this batch, e.g. {"landmarks": .004}
+    driven: np.ndarray | None = None  # the transformed driver landmarks the frame was rendered to
 
 
 class ReenactmentPipeline:
@@ -141,7 +142,7 @@ class ReenactmentPipeline:
         for index, job in enumerate(jobs):
             if index in rendered:
                 job.driver.last_output = rendered[index]
-                results.append(FrameResult(rendered[index], True, timings))
+                results.append(FrameResult(rendered[index], True, timings, driven[index]))
             else:
                 held = job.driver.last_output if job.driver.last_output is not None else job.target.images[0]
                 results.append(FrameResult(held, False, timings))
