@@ -3,6 +3,7 @@ and onnxruntime (from an ONNX export with dynamic batch and shot axes)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,10 @@ def load_generator(network: str, weights: Path | None) -> MarioNETteGenerator:
     name = checkpoint.get("config", network)
     if name not in CONFIGS:
         raise ValueError(f"{weights}: unknown network config {name!r}")
-    model = MarioNETteGenerator(CONFIGS[name])
+    config = CONFIGS[name]
+    if checkpoint.get("image_size"):  # trained at another resolution than the config's default
+        config = dataclasses.replace(config, image_size=int(checkpoint["image_size"]))
+    model = MarioNETteGenerator(config)
     model.load_state_dict(checkpoint["generator"])
     return model.eval()
 

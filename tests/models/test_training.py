@@ -53,7 +53,13 @@ def test_train_logs_samples_and_resumes(dataset: Path, tmp_path: Path) -> None:
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 6
     assert (run / "samples" / "step_000006.png").stat().st_size > 1000
     assert (run / "expression.npz").exists()
-    assert load_generator("base", run / "generator.pt").config.name == "lite"
+    loaded = load_generator("base", run / "generator.pt")
+    assert (loaded.config.name, loaded.config.image_size) == ("lite", 64)  # the file's config and size win
+    # Export to ONNX checks itself against torch and says so.
+    from models.export import main as export_main
+
+    assert export_main(["--weights", str(run / "generator.pt"), "--out", str(tmp_path / "onnx")]) == 0
+    assert (tmp_path / "onnx" / "marionette_lite_decode.onnx").stat().st_size > 100_000
 
 
 def test_ddp_with_two_gloo_processes_keeps_replicas_identical(dataset: Path, tmp_path: Path) -> None:
