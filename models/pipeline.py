@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from models.align import align_face
-from models.generators import GENERATORS as GENERATOR_CLASSES
+from models.generators import GENERATOR_NAMES, generator_class
 from models.generators.base import GenerateRequest, GeneratorSettings
 from models.landmarks import FaceTracker, box_from_landmarks, detect_face_boxes, face_size, landmarks_in_box, to_gray
 from models.smoothing import OneEuroFilter
 from models.transformer import LandmarkTransformer, TransformerConfig
 
-GENERATORS = tuple(GENERATOR_CLASSES)
+GENERATORS = GENERATOR_NAMES
 
 
 class NoFaceError(ValueError):
@@ -88,10 +88,8 @@ class ReenactmentPipeline:
     """Landmarks -> landmark transformer -> generator, over a batch of frames from many sessions."""
 
     def __init__(self, config: PipelineConfig) -> None:
-        if config.generator not in GENERATOR_CLASSES:
-            raise ValueError(f"unknown generator {config.generator!r}; choose from {', '.join(GENERATORS)}")
         self.config = config
-        self.generator = GENERATOR_CLASSES[config.generator](GeneratorSettings(
+        self.generator = generator_class(config.generator)(GeneratorSettings(
             output_size=config.output_size, device=config.device, weights=config.weights, network=config.network,
             runtime=config.runtime))
         self.transformer = build_transformer(config)
