@@ -6,9 +6,13 @@ landmarks and full detection runs only every `detect_every` frames or when track
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import dlib
@@ -92,28 +96,74 @@ def detect_landmarks(rgb: np.ndarray) -> np.ndarray | None:
     return landmarks_in_box(gray, boxes[0]) if boxes else None
 
 
+PHOTO_MIN_SIDE = 480  # small photos are enlarged to this before detection (HOG misses faces under ~80 px)
+
+
+def detect_photo_landmarks(rgb: np.ndarray) -> np.ndarray | None:
+    """Landmarks of the largest face in a still photo of any size (a one-off, so accuracy over speed)."""
+    scale = max(1.0, PHOTO_MIN_SIDE / min(rgb.shape[:2]))
+    gray = to_gray(rgb)
+    if scale > 1:
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    boxes = detect_face_boxes(gray)
+    return landmarks_in_box(gray, boxes[0]) / scale if boxes else None
+
+
+class LandmarkTracker(Protocol):
+    """What the pipeline needs from a per-stream landmark source (dlib today; a batched network later)."""
+
+    landmarks: np.ndarray | None  # the last landmarks found (68, 2), None when the face is lost
+
+    def update(self, rgb: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray | None: ...
+
+
 @dataclass
 class FaceTracker:
-    """Per-stream tracking state."""
+    """Per-stream tracking with dlib: HOG near the last face each frame, full detection every N frames."""
 
     detect_every: int = 10
     landmarks: np.ndarray | None = None
     frames_since_detect: int = 0
 
-    def update(self, rgb: np.ndarray) -> np.ndarray | None:
-        gray = to_gray(rgb)
+    def update(self, rgb: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray | None:
+        """The face's landmarks in this frame, or None; adds its stage times to `timings` if given."""
+        clock = _StageClock(timings)
+        with clock("detect"):
+            gray = to_gray(rgb)
         if self.landmarks is not None and self.frames_since_detect < self.detect_every:
-            box = detect_in_region(gray, box_from_landmarks(self.landmarks))
+            with clock("detect"):
+                box = detect_in_region(gray, box_from_landmarks(self.landmarks))
             if box is not None:
-                tracked = landmarks_in_box(gray, box)
+                with clock("landmarks"):
+                    tracked = landmarks_in_box(gray, box)
                 if _plausible(self.landmarks, tracked):
                     self.landmarks = tracked
                     self.frames_since_detect += 1
                     return tracked
-        boxes = detect_face_boxes(gray)
+        with clock("detect"):
+            boxes = detect_face_boxes(gray)
         self.frames_since_detect = 0
-        self.landmarks = landmarks_in_box(gray, boxes[0]) if boxes else None
+        with clock("landmarks"):
+            self.landmarks = landmarks_in_box(gray, boxes[0]) if boxes else None
         return self.landmarks
+
+
+class _StageClock:
+    """Adds the wall time of `with clock(stage):` blocks to a shared dict (a no-op without one)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        if self.timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
 
 def face_size(landmarks: np.ndarray) -> float:

@@ -25,7 +25,15 @@ import numpy as np
 from models.align import align_face
 from models.generators import GENERATOR_NAMES, generator_class
 from models.generators.base import GenerateRequest, GeneratorSettings
-from models.landmarks import FaceTracker, box_from_landmarks, detect_face_boxes, face_size, landmarks_in_box, to_gray
+from models.landmarks import (
+    FaceTracker,
+    LandmarkTracker,
+    box_from_landmarks,
+    detect_photo_landmarks,
+    face_size,
+    landmarks_in_box,
+    to_gray,
+)
 from models.smoothing import OneEuroFilter
 from models.transformer import LandmarkTransformer, TransformerConfig
 
@@ -62,7 +70,7 @@ class TargetFace:
 class DriverState:
     """Per-session driver state: tracking, calibration, last good output."""
 
-    tracker: FaceTracker | None = None
+    tracker: LandmarkTracker | None = None
     smoother: OneEuroFilter = field(default_factory=OneEuroFilter)
     neutral: np.ndarray | None = None  # (68, 2) driver landmarks at rest
     calibrate_next: bool = True  # the first face seen becomes the neutral face
@@ -98,12 +106,14 @@ class ReenactmentPipeline:
         if not photos:
             raise ValueError("at least one target photo is needed")
         images, landmarks = [], []
-        for photo in photos:
-            gray = to_gray(photo)
-            boxes = detect_face_boxes(gray)
-            if not boxes:
+        for raw in photos:
+            photo = as_rgb(raw)
+            if photo is None:
+                raise ValueError("a target photo is not an RGB image")
+            found = detect_photo_landmarks(photo)
+            if found is None:
                 raise NoFaceError("no face found in the photo")
-            crop, points = align_face(photo, landmarks_in_box(gray, boxes[0]), self.config.output_size)
+            crop, points = align_face(photo, found, self.config.output_size)
             # Re-fit the landmarks on the aligned crop: the predictor is most accurate on upright faces.
             refined = landmarks_in_box(to_gray(crop), box_from_landmarks(points))
             images.append(crop)
@@ -120,23 +130,30 @@ class ReenactmentPipeline:
 
     def process(self, jobs: list[FrameJob]) -> list[FrameResult]:
         timings: dict[str, float] = {}
+        frames = [as_rgb(job.frame) for job in jobs]
         if not self.generator.needs_landmarks:
             start = time.perf_counter()
-            images = self.generator.generate([_request(job, None) for job in jobs])
+            live = [i for i, frame in enumerate(frames) if frame is not None]
+            images = self.generator.generate([_request(jobs[i], None, frames[i]) for i in live]) if live else []
             timings["generate"] = time.perf_counter() - start
-            return [FrameResult(image, True, timings) for image in images]
+            return self._results(jobs, dict(zip(live, images, strict=True)), [None] * len(jobs), timings)
 
-        start = time.perf_counter()
-        driven: list[np.ndarray | None] = [self._drive(job) for job in jobs]
-        timings["landmarks"] = time.perf_counter() - start
+        # "detect" and "landmarks" are summed inside the trackers; "transform" is smoothing + transformer.
+        timings.update(detect=0.0, landmarks=0.0, transform=0.0)
+        driven = [self._drive(job, frame, timings) if frame is not None else None
+                  for job, frame in zip(jobs, frames, strict=True)]
 
         start = time.perf_counter()
         live = [i for i, points in enumerate(driven) if points is not None]
-        images = self.generator.generate([_request(jobs[i], driven[i]) for i in live]) if live else []
+        images = self.generator.generate([_request(jobs[i], driven[i], frames[i]) for i in live]) if live else []
         timings["generate"] = time.perf_counter() - start
+        return self._results(jobs, dict(zip(live, images, strict=True)), driven, timings)
 
+    @staticmethod
+    def _results(jobs: list[FrameJob], rendered: dict[int, np.ndarray], driven: list[np.ndarray | None],
+                 timings: dict[str, float]) -> list[FrameResult]:
+        """Rendered frames become each session's last good output; the others hold it (or the target at rest)."""
         results = []
-        rendered = dict(zip(live, images, strict=True))
         for index, job in enumerate(jobs):
             if index in rendered:
                 job.driver.last_output = rendered[index]
@@ -146,20 +163,28 @@ class ReenactmentPipeline:
                 results.append(FrameResult(held, False, timings))
         return results
 
-    def _drive(self, job: FrameJob) -> np.ndarray | None:
+    def _drive(self, job: FrameJob, frame: np.ndarray, timings: dict[str, float]) -> np.ndarray | None:
         """Track the driver's face and transform its motion onto the target's landmarks."""
         driver = job.driver
         if driver.tracker is None:
             driver.tracker = FaceTracker(detect_every=self.config.detect_every)
-        points = driver.tracker.update(job.frame)
-        if points is None:
-            driver.smoother.reset()
-            return None
-        points = driver.smoother(points, time.monotonic(), scale=face_size(points))
-        if driver.calibrate_next or driver.neutral is None:
-            driver.neutral = points.copy()
-            driver.calibrate_next = False
-        return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
+        try:
+            points = driver.tracker.update(frame, timings)
+        except Exception:  # a malformed frame must not take the batch (other sessions) down
+            driver.tracker.landmarks = None
+            points = None
+        start = time.perf_counter()
+        try:
+            if points is None:
+                driver.smoother.reset()
+                return None
+            points = driver.smoother(points, time.monotonic(), scale=face_size(points))
+            if driver.calibrate_next or driver.neutral is None:
+                driver.neutral = points.copy()
+                driver.calibrate_next = False
+            return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
+        finally:
+            timings["transform"] += time.perf_counter() - start
 
 
 TRANSFORMERS = ("v0", "pca", "regressor")
@@ -185,6 +210,23 @@ def build_transformer(config: PipelineConfig) -> LandmarkTransformer:
     return RegressorLandmarkTransformer(settings, model)
 
 
-def _request(job: FrameJob, driven: np.ndarray | None) -> GenerateRequest:
+def _request(job: FrameJob, driven: np.ndarray | None, frame: np.ndarray) -> GenerateRequest:
     return GenerateRequest(job.target.images, job.target.landmarks, job.target.extra.get("generator", {}),
-                           driven, job.frame)
+                           driven, frame)
+
+
+def as_rgb(frame: object) -> np.ndarray | None:
+    """The frame as contiguous RGB uint8 (gray and RGBA converted), or None when it is not an image."""
+    if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or min(frame.shape[:2]) < 8:
+        return None
+    if frame.dtype != np.uint8:
+        if not np.issubdtype(frame.dtype, np.number):
+            return None
+        frame = np.clip(np.nan_to_num(frame), 0, 255).astype(np.uint8)
+    if frame.ndim == 2:
+        return np.repeat(frame[:, :, None], 3, axis=2)
+    if frame.shape[2] == 4:
+        frame = frame[:, :, :3]
+    elif frame.shape[2] != 3:
+        return None
+    return np.ascontiguousarray(frame)

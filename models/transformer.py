@@ -22,6 +22,9 @@ class TransformerConfig:
     max_translation: float = 0.15  # of the output size: the face stays in frame
     scale_range: tuple[float, float] = (0.8, 1.25)
     output_size: int = 256
+    # Plausibility limits relative to the target's own face (its photo cannot show more than this):
+    max_eye_opening: float = 1.25  # eye height vs the target's at rest: wider stretches the eye texture
+    max_mouth_width: float = 1.2  # mouth corner distance vs the target's at rest
 
 
 def _eye_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +71,7 @@ class LandmarkTransformer:
         # The expression in face-size units (eye-aligned frame), rescaled per axis to the target's face.
         local = self.expression(driver_in_neutral_pose, neutral) * _extent(target)
         _, target_rotation = _eye_frame(target)
-        driven = target + local @ target_rotation
+        driven = limit_expression(target + local @ target_rotation, target, self.config)
 
         scale, angle = geometry.scale_and_angle(pose)
         scale = float(np.clip(scale, *self.config.scale_range))
@@ -82,3 +85,33 @@ class LandmarkTransformer:
         cos, sin = np.cos(angle), np.sin(angle)
         rotation = np.array([[cos, -sin], [sin, cos]]) * scale
         return ((driven - centre) @ rotation.T + centre + shift).astype(np.float32)
+
+
+EYES = ((36, 39, [37, 38, 40, 41]), (42, 45, [43, 44, 46, 47]))  # corners, then upper and lower lid points
+
+
+def _lid_offsets(points: np.ndarray, inner: int, outer: int, lids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distances of the lid points from the eye's corner line, and that line's unit normal."""
+    axis = points[outer] - points[inner]
+    normal = np.array([-axis[1], axis[0]]) / max(float(np.linalg.norm(axis)), 1e-6)
+    return (points[lids] - points[inner]) @ normal, normal
+
+
+def limit_expression(driven: np.ndarray, target: np.ndarray, config: TransformerConfig) -> np.ndarray:
+    """Keep eyes and mouth within what the target's photo can plausibly show (closing is never limited)."""
+    driven = driven.copy()
+    for inner, outer, lids in EYES:
+        offsets, normal = _lid_offsets(driven, inner, outer, lids)
+        rest, _ = _lid_offsets(target, inner, outer, lids)
+        height = offsets[2:].mean() - offsets[:2].mean()
+        limit = config.max_eye_opening * (rest[2:].mean() - rest[:2].mean())
+        if height > limit > 0:  # shrink the lids towards their middle line
+            middle = (offsets[2:].mean() + offsets[:2].mean()) / 2
+            driven[lids] -= np.outer((offsets - middle) * (1 - limit / height), normal)
+    mouth = np.arange(48, 68)
+    width, rest_width = (float(np.linalg.norm(p[54] - p[48])) for p in (driven, target))
+    if width > config.max_mouth_width * rest_width > 0:  # narrow the mouth about its centre
+        axis = (driven[54] - driven[48]) / width
+        along = (driven[mouth] - driven[mouth].mean(axis=0)) @ axis
+        driven[mouth] -= np.outer(along * (1 - config.max_mouth_width * rest_width / width), axis)
+    return driven

@@ -15,16 +15,13 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from models import geometry
-from models.face_metrics import LEFT_EYE, RIGHT_EYE, eye_distance, eye_openness, mouth_opening
 from models.generators.base import GenerateRequest, Generator
+from models.generators.paint import face_colours, paint_eyes, paint_mouth
 from models.geometry import STABLE_POINTS
 
-INNER_MOUTH = np.arange(60, 68)
-UPPER_INNER_LIP = np.array([60, 61, 62, 63, 64])
 RING_POINTS = 16
+RING_MARGIN = 0.06  # of the crop size: the ring keeps this far from the fixed border
 MAP_STEP = 2  # the sampling map is built at half resolution (see _sampling_map)
-CAVITY_RGB = np.array([70, 22, 26], np.float32)
-TEETH_RGB = np.array([238, 230, 214], np.float32)
 
 
 def _forehead(landmarks: np.ndarray) -> np.ndarray:
@@ -32,8 +29,10 @@ def _forehead(landmarks: np.ndarray) -> np.ndarray:
     return landmarks[17:27] + 0.45 * up
 
 
-def _ring(landmarks: np.ndarray) -> np.ndarray:
-    """Points on an ellipse around the head, in the face's frame."""
+def _ring(landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points on an ellipse around the head (in the face's frame), pulled inside the crop, and how much
+    of the head's motion each follows: all of it above the eyes, less towards the neck, so the
+    shoulders stay put while the head turns."""
     centre = landmarks[STABLE_POINTS].mean(axis=0)
     up = landmarks[27] - landmarks[8]
     height = np.linalg.norm(up)
@@ -42,7 +41,16 @@ def _ring(landmarks: np.ndarray) -> np.ndarray:
     if right @ (landmarks[16] - landmarks[0]) < 0:
         right = -right
     angles = np.linspace(0, 2 * np.pi, RING_POINTS, endpoint=False)
-    return centre + np.outer(np.cos(angles), right * 1.25 * height) + np.outer(np.sin(angles), up_unit * 1.45 * height)
+    ring = centre + np.outer(np.cos(angles), right * 1.2 * height) + np.outer(np.sin(angles), up_unit * 1.4 * height)
+    margin = RING_MARGIN * size
+    ring = np.clip(ring, margin, size - 1 - margin)
+    # Drop ring points that the clipping stacked on top of each other (they would make slivers).
+    keep: list[int] = []
+    for index, point in enumerate(ring):
+        if all(np.linalg.norm(point - ring[k]) > 0.08 * size for k in keep):
+            keep.append(index)
+    weights = 0.65 + 0.35 * np.sin(angles[keep])  # sin > 0: the upper half of the ellipse
+    return ring[keep].astype(np.float32), weights.astype(np.float32)
 
 
 def _border(size: int) -> np.ndarray:
@@ -56,35 +64,54 @@ def control_points(landmarks: np.ndarray, size: int, ring: np.ndarray) -> np.nda
     return np.concatenate([landmarks, _forehead(landmarks), ring, _border(size)]).astype(np.float32)
 
 
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def unfolded_controls(src: np.ndarray, driven: np.ndarray, ring: np.ndarray, ring_motion: np.ndarray,
+                      triangles: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Destination control points and triangles that cover the output once, without folds (which tear it).
+
+    Folds come from the ring being pushed across the face outline or against the fixed border: the
+    ring's motion is reduced until no triangle outside the face flips. Where the face itself moved past
+    the ring (large motion), the destination points are re-triangulated instead: the output then has no
+    holes or overlaps, at the price of a smeared band between face and background.
+    """
+    rest = np.sign(signed_areas(src, triangles))
+    best: tuple[int, np.ndarray] | None = None
+    for share in (1.0, 0.6, 0.3, 0.0):
+        # The ring stays off the border (crossing it folds); points that left the frame are pulled back
+        # onto its edge, so the triangles still tile the frame.
+        moved = np.clip(ring + share * ring_motion, RING_MARGIN / 2 * size, (1 - RING_MARGIN / 2) * size - 1)
+        dst = np.clip(control_points(driven, size, moved), 0, size - 1)
+        folds = int(np.count_nonzero(signed_areas(dst, triangles) * rest <= 0))
+        if folds == 0:
+            return dst, triangles
+        if best is None or folds < best[0]:
+            best = (folds, dst)
+    assert best is not None
+    return best[1], Delaunay(best[1]).simplices.astype(np.int32)
+
+
 def _triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(T, 3, 2) coefficients mapping [x, y, 1] of each destination triangle to source coordinates."""
     dst_h = np.concatenate([dst[triangles], np.ones((len(triangles), 3, 1), np.float32)], axis=2)
     return np.linalg.pinv(dst_h) @ src[triangles]
 
 
-def _soft_mask(shape: tuple[int, int], polygon: np.ndarray, blur: int) -> np.ndarray:
-    mask = np.zeros(shape, np.float32)
-    cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
-    return cv2.GaussianBlur(mask, (0, 0), blur) if blur > 0 else mask
-
-
 class WarpGenerator(Generator):
     def prepare(self, images: list[np.ndarray], landmarks: list[np.ndarray]) -> dict:
         per_image = []
         for image, points in zip(images, landmarks, strict=True):
-            ring = _ring(points)
-            # Ring points outside the crop would fold against the fixed border anchors: keep those inside.
-            margin = 0.04 * self.output_size
-            ring = ring[np.all((ring > margin) & (ring < self.output_size - 1 - margin), axis=1)]
+            ring, ring_weights = _ring(points, self.output_size)
             controls = control_points(points, self.output_size, ring)
             per_image.append({
                 "controls": controls,
                 "ring": ring,
+                "ring_weights": ring_weights,
                 "triangles": Delaunay(controls).simplices.astype(np.int32),
-                "mouth_gap": mouth_opening(points),
-                "eye_open": (eye_openness(points, LEFT_EYE), eye_openness(points, RIGHT_EYE)),
-                "skin": image[np.clip(points[[29, 30]].astype(int)[:, 1], 0, self.output_size - 1),
-                              np.clip(points[[29, 30]].astype(int)[:, 0], 0, self.output_size - 1)].mean(0),
+                "colours": face_colours(image, points),
             })
         return {"per_image": per_image}
 
@@ -108,14 +135,15 @@ class WarpGenerator(Generator):
         source, source_points = request.images[k], request.landmarks[k]
         size = self.output_size
         pose = geometry.similarity_transform(source_points[STABLE_POINTS], request.driven[STABLE_POINTS])
-        dst = control_points(request.driven, size, geometry.apply(pose, cache["ring"]))
-        triangles = cache["triangles"]
+        ring_motion = (geometry.apply(pose, cache["ring"]) - cache["ring"]) * cache["ring_weights"][:, None]
+        dst, triangles = unfolded_controls(cache["controls"], request.driven, cache["ring"], ring_motion,
+                                           cache["triangles"], size)
 
         map_x, map_y = self._sampling_map(dst, cache["controls"], triangles)
         out = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
-        self._paint_mouth(out, request.driven, cache["mouth_gap"])
-        self._paint_eyes(out, request.driven, cache)
+        paint_mouth(out, request.driven, cache["colours"])
+        paint_eyes(out, request.driven, cache["colours"])
         return out
 
     def _sampling_map(self, dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,43 +167,3 @@ class WarpGenerator(Generator):
         map_xy[uncovered] = np.stack([xs, ys], axis=-1)[uncovered]
         full = cv2.resize(map_xy, (self.output_size, self.output_size), interpolation=cv2.INTER_LINEAR)
         return full[..., 0], full[..., 1]
-
-    def _paint_mouth(self, image: np.ndarray, driven: np.ndarray, target_gap: float) -> None:
-        opening = mouth_opening(driven) - target_gap
-        if opening <= 0.02:
-            return
-        strength = min(1.0, (opening - 0.02) / 0.08)
-        inner = driven[INNER_MOUTH]
-        shape = image.shape[:2]
-        blur = max(0.6, 0.01 * self.output_size)
-        cavity = _soft_mask(shape, inner, blur) * strength
-        # Upper teeth: a band under the upper inner lip, inside the cavity.
-        gap_px = mouth_opening(driven) * eye_distance(driven)
-        teeth = np.zeros(shape, np.float32)
-        thickness = max(1, round(float(0.35 * gap_px)))
-        cv2.polylines(teeth, [np.round(driven[UPPER_INNER_LIP]).astype(np.int32)], False, 1.0, thickness)
-        teeth = cv2.GaussianBlur(teeth * (cavity > 0.5), (0, 0), 0.6 * blur) * 0.95 * strength
-        colour = image.astype(np.float32)
-        colour = colour * (1 - cavity[..., None]) + CAVITY_RGB * cavity[..., None]
-        colour = colour * (1 - teeth[..., None]) + TEETH_RGB * teeth[..., None]
-        image[:] = np.clip(colour, 0, 255).astype(np.uint8)
-
-    def _paint_eyes(self, image: np.ndarray, driven: np.ndarray, cache: dict) -> None:
-        for eye, target_open in zip((LEFT_EYE, RIGHT_EYE), cache["eye_open"], strict=True):
-            closed = 1.0 - eye_openness(driven, eye) / max(target_open, 1e-6)
-            if closed <= 0.35:
-                continue
-            strength = min(1.0, (closed - 0.35) / 0.4)
-            centre = driven[eye].mean(axis=0)
-            width = np.linalg.norm(driven[eye[0]] - driven[eye[3]])
-            polygon = (driven[eye] - centre) * np.array([1.15, 1.0]) + centre
-            polygon[[1, 2, 4, 5], 1] = centre[1] + np.array([-1, -1, 1, 1]) * 0.18 * width
-            mask = _soft_mask(image.shape[:2], polygon, max(0.6, 0.08 * width)) * strength
-            lid = image[int(np.clip(centre[1] - 0.45 * width, 0, image.shape[0] - 1)),
-                        int(np.clip(centre[0], 0, image.shape[1] - 1))].astype(np.float32)
-            lid = 0.5 * lid + 0.5 * cache["skin"]
-            blended = image.astype(np.float32) * (1 - mask[..., None]) + lid * mask[..., None]
-            # A lash line where the lids meet.
-            cv2.line(blended, tuple(np.round(driven[eye[0]]).astype(int)), tuple(np.round(driven[eye[3]]).astype(int)),
-                     (lid * 0.45).tolist(), 1, cv2.LINE_AA)
-            image[:] = np.clip(blended, 0, 255).astype(np.uint8)

@@ -11,8 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from loadtest.local_server import REPO_ROOT
-from models.assets import gallery, sample_media
+from models.assets import REPO_ROOT, gallery, sample_media
 from models.pipeline import FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
 
 
@@ -89,3 +88,67 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
         [sys.executable, "-m", "models.reenact", "--target", "missing.jpg", "--driver", "x.mp4", "--out", "y.mp4"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 2 and "no such file: missing.jpg" in completed.stderr
+
+
+def test_stage_timings_cover_every_stage(pipeline: ReenactmentPipeline, talking_face_frames) -> None:
+    target = pipeline.prepare_target([read_rgb(gallery()[0].path)])
+    result = pipeline.process([FrameJob(pipeline.new_driver(), target, talking_face_frames[0])])[0]
+    assert set(result.stage_seconds) == {"detect", "landmarks", "transform", "generate"}
+    assert all(seconds >= 0 for seconds in result.stage_seconds.values())
+    assert result.stage_seconds["detect"] > 0 and result.stage_seconds["generate"] > 0
+
+
+def test_bad_frames_never_raise(pipeline: ReenactmentPipeline, talking_face_frames) -> None:
+    target = pipeline.prepare_target([read_rgb(gallery()[0].path)])
+    driver = pipeline.new_driver()
+    gray = cv2.cvtColor(talking_face_frames[0], cv2.COLOR_RGB2GRAY)
+    rgba = np.dstack([talking_face_frames[1], np.full(gray.shape, 255, np.uint8)])
+    odd = [np.zeros((0, 0, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), np.zeros((50, 50, 2), np.uint8), None]
+    results = pipeline.process([FrameJob(driver, target, frame) for frame in [gray, rgba, *odd]])
+    assert [r.face_found for r in results] == [True, True, False, False, False, False]
+    assert all(r.image.shape == (192, 192, 3) and r.image.dtype == np.uint8 for r in results)
+
+
+def test_target_uses_the_largest_face(pipeline: ReenactmentPipeline) -> None:
+    group = read_rgb(sample_media("multi_face.jpg"))
+    target = pipeline.prepare_target([group])
+    # The crop's face is at the standard scale whichever face it came from; check it is the largest one
+    # by cropping the group photo's largest detection and comparing the two crops.
+    from models.align import align_face
+    from models.landmarks import detect_face_boxes, landmarks_in_box, to_gray
+
+    gray = to_gray(group)
+    boxes = detect_face_boxes(gray)
+    assert len(boxes) >= 2
+    crops = [align_face(group, landmarks_in_box(gray, box), 192)[0].astype(np.float32) for box in boxes]
+    errors = [np.abs(crop - target.images[0]).mean() for crop in crops]
+    assert int(np.argmin(errors)) == 0 and errors[0] < 1.0
+
+
+def test_faceless_video_holds_the_target(pipeline: ReenactmentPipeline) -> None:
+    target = pipeline.prepare_target([read_rgb(gallery()[0].path)])
+    driver = pipeline.new_driver()
+    with av.open(str(sample_media("no_face.mp4"))) as container:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(6), container.decode(video=0), strict=False)]
+    results = pipeline.process([FrameJob(driver, target, frame) for frame in frames])
+    assert not any(r.face_found for r in results)
+    assert all(np.array_equal(r.image, target.images[0]) for r in results)
+
+
+def test_passthrough_skips_landmark_work(talking_face_frames) -> None:
+    pipeline = ReenactmentPipeline(PipelineConfig(generator="passthrough", output_size=128))
+    target = pipeline.prepare_target([read_rgb(gallery()[0].path)])
+    driver = pipeline.new_driver()
+    results = pipeline.process([FrameJob(driver, target, frame) for frame in talking_face_frames[:3]])
+    assert set(results[0].stage_seconds) == {"generate"}
+    assert driver.neutral is None and driver.tracker.landmarks is None  # nothing was tracked
+    assert all(r.face_found and r.image.shape == (128, 128, 3) for r in results)
+
+
+def test_small_target_photos_are_enlarged_for_detection(pipeline: ReenactmentPipeline) -> None:
+    photo = read_rgb(gallery()[0].path)
+    small = cv2.resize(photo, (110, 110), interpolation=cv2.INTER_AREA)  # the face is ~45 px wide
+    target = pipeline.prepare_target([small])
+    full = pipeline.prepare_target([photo])
+    # The same face at the same place in the crop, only blurrier.
+    assert np.abs(target.landmarks[0] - full.landmarks[0]).mean() < 4.0
