@@ -1,7 +1,10 @@
 """Evaluate generators on held-out face videos: identity, motion transfer, fidelity, jitter, speed.
 
-    python -m models.evaluate --video clip1.mp4 --video clip2.mp4 --out report/ [--generators warp,still]
+    python -m models.evaluate --data HELDOUT/ --out report/ [--generators marionette,warp,still]
         [--weights W.pt] [--max-frames 120]
+
+--data takes a folder of held-out videos (mp4/avi/mov/mkv; the videos models.prepare put in the
+held-out split) or single video files, and may be repeated.
 
 Self-reenactment: the target is the clip's first frame, the driver the rest of the same clip, so the
 driver frame (cropped like the target) is the ground truth (SSIM, PSNR). Cross-identity: the target
@@ -36,6 +39,7 @@ from models.face_metrics import cosine_similarity, eye_distance, face_embedding
 from models.landmarks import detect_landmarks
 from models.machine_info import machine_info
 from models.pipeline import GENERATORS, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
+from models.prepare import find_videos
 
 EMBED_EVERY = 4  # embeddings cost ~120 ms: every 4th frame is plenty for a mean
 
@@ -174,10 +178,19 @@ def write_report(report: dict, strips: dict[str, list[np.ndarray]], out: Path) -
         cv2.imwrite(str(out / "samples.png"), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
 
 
+def held_out_videos(paths: list[Path]) -> tuple[Path, ...]:
+    """Video files as given, folders expanded to the videos inside (sorted, as models.prepare walks them)."""
+    videos: list[Path] = []
+    for path in paths:
+        videos += find_videos(path) if path.is_dir() else [path] if path.is_file() else []
+    return tuple(videos)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--video", type=Path, action="append", required=True, help="held-out clip (repeat)")
+    parser.add_argument("--data", type=Path, action="append", required=True,
+                        help="held-out video file or folder of videos (repeat)")
     parser.add_argument("--out", type=Path, required=True, help="report directory")
     parser.add_argument("--generators", default="warp,still", help=f"comma-separated, from {', '.join(GENERATORS)}")
     parser.add_argument("--weights", default=None, help="marionette weights (default: untrained)")
@@ -188,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [g for g in generators if g not in GENERATORS or g == "passthrough"]
     if unknown:
         parser.error(f"unknown or unsuitable generators: {', '.join(unknown)}")
-    for video in args.video:
-        if not video.is_file():
-            parser.error(f"no such file: {video}")
-    report = evaluate(EvalConfig(tuple(args.video), args.out, generators, args.weights, args.size, args.max_frames))
+    missing = [str(path) for path in args.data if not path.exists()]
+    if missing:
+        parser.error(f"no such file or folder: {', '.join(missing)}")
+    videos = held_out_videos(args.data)
+    if not videos:
+        parser.error(f"no videos found in {', '.join(map(str, args.data))}")
+    report = evaluate(EvalConfig(videos, args.out, generators, args.weights, args.size, args.max_frames))
     print(markdown(report))
     print(f"report: {args.out / 'report.json'}, {args.out / 'report.md'}, {args.out / 'samples.png'}")
     return 0

@@ -11,7 +11,7 @@ from models.evaluate import main
 
 def test_evaluation_ranks_warp_above_the_still_photo(tmp_path: Path) -> None:
     out = tmp_path / "report"
-    assert main(["--video", str(sample_media("single_face.mp4")), "--out", str(out), "--max-frames", "16",
+    assert main(["--data", str(sample_media("single_face.mp4")), "--out", str(out), "--max-frames", "16",
                  "--generators", "warp,still"]) == 0
     report = json.loads((out / "report.json").read_text())
     warp, still = report["generators"]["warp"], report["generators"]["still"]
