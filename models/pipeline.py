@@ -16,9 +16,11 @@ with face_found=False; it never raises for that.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,7 +39,13 @@ from models.landmarks import (
 from models.smoothing import OneEuroFilter
 from models.transformer import LandmarkTransformer, TransformerConfig
 
+if TYPE_CHECKING:  # the mesh tracker needs torch; the dlib path does not import it
+    from models.facemesh.tracker import MeshLandmarkStage, MeshTrackState
+
 GENERATORS = GENERATOR_NAMES
+log = logging.getLogger(__name__)
+LANDMARK_SOURCES = ("mesh", "dlib")
+LANDMARK_RUNTIMES = ("torch", "onnx")
 
 
 class NoFaceError(ValueError):
@@ -55,6 +63,8 @@ class PipelineConfig:
     runtime: str = "torch"  # neural generators: torch | onnx
     transformer: str = "v0"  # landmark transformer: v0 | pca | regressor
     expression_model: str | None = None  # .npz from models.marionette.fit_landmarks (pca, regressor)
+    landmarks: str = "mesh"  # driver landmarks: mesh (BlazeFace + FaceMesh, batched) | dlib (HOG + shape predictor)
+    landmark_runtime: str = "torch"  # mesh landmarks: torch | onnx (on `device`)
 
 
 @dataclass
@@ -70,11 +80,18 @@ class TargetFace:
 class DriverState:
     """Per-session driver state: tracking, calibration, last good output."""
 
-    tracker: LandmarkTracker | None = None
+    tracker: LandmarkTracker | None = None  # dlib landmarks: per-session tracker
+    mesh: MeshTrackState | None = None  # mesh landmarks: per-session state for the shared batched stage
     smoother: OneEuroFilter = field(default_factory=OneEuroFilter)
     neutral: np.ndarray | None = None  # (68, 2) driver landmarks at rest
     calibrate_next: bool = True  # the first face seen becomes the neutral face
     last_output: np.ndarray | None = None
+
+    @property
+    def landmarks(self) -> np.ndarray | None:
+        """The last (68, 2) landmarks tracked for this session, None when none (or the face was lost)."""
+        source = self.mesh if self.mesh is not None else self.tracker
+        return source.landmarks if source is not None else None
 
 
 @dataclass
@@ -101,6 +118,12 @@ class ReenactmentPipeline:
             output_size=config.output_size, device=config.device, weights=config.weights, network=config.network,
             runtime=config.runtime))
         self.transformer = build_transformer(config)
+        if config.landmarks not in LANDMARK_SOURCES:
+            raise ValueError(f"unknown landmarks {config.landmarks!r}; choose from {', '.join(LANDMARK_SOURCES)}")
+        if config.landmark_runtime not in LANDMARK_RUNTIMES:
+            raise ValueError(f"unknown landmark runtime {config.landmark_runtime!r}; "
+                             f"choose from {', '.join(LANDMARK_RUNTIMES)}")
+        self._mesh_stage: MeshLandmarkStage | None = None
 
     def prepare_target(self, photos: list[np.ndarray]) -> TargetFace:
         if not photos:
@@ -110,6 +133,8 @@ class ReenactmentPipeline:
             photo = as_rgb(raw)
             if photo is None:
                 raise ValueError("a target photo is not an RGB image")
+            # The still target keeps dlib whatever `landmarks` says: a one-off where accuracy beats speed, and
+            # the target landmarks stay in the convention the transformer and generators were tuned on.
             found = detect_photo_landmarks(photo)
             if found is None:
                 raise NoFaceError("no face found in the photo")
@@ -123,7 +148,20 @@ class ReenactmentPipeline:
         return target
 
     def new_driver(self) -> DriverState:
+        if self.config.landmarks == "mesh":
+            return DriverState(mesh=_new_mesh_state())
         return DriverState(tracker=FaceTracker(detect_every=self.config.detect_every))
+
+    @property
+    def mesh_stage(self) -> MeshLandmarkStage:
+        """The batched mesh landmark stage, built on first use (generators without landmarks never need it)."""
+        if self._mesh_stage is None:
+            from models.facemesh.networks import RuntimeConfig
+            from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig
+
+            runtime = RuntimeConfig(runtime=self.config.landmark_runtime, device=self.config.device)
+            self._mesh_stage = MeshLandmarkStage(MeshTrackerConfig(runtime, detect_every=self.config.detect_every))
+        return self._mesh_stage
 
     def request_calibration(self, driver: DriverState) -> None:
         driver.calibrate_next = True
@@ -140,8 +178,9 @@ class ReenactmentPipeline:
 
         # "detect" and "landmarks" are summed inside the trackers; "transform" is smoothing + transformer.
         timings.update(detect=0.0, landmarks=0.0, transform=0.0)
-        driven = [self._drive(job, frame, timings) if frame is not None else None
-                  for job, frame in zip(jobs, frames, strict=True)]
+        tracked = self._track(jobs, frames, timings)
+        driven = [self._drive(job, points, timings) if frame is not None else None
+                  for job, frame, points in zip(jobs, frames, tracked, strict=True)]
 
         start = time.perf_counter()
         live = [i for i, points in enumerate(driven) if points is not None]
@@ -163,16 +202,34 @@ class ReenactmentPipeline:
                 results.append(FrameResult(held, False, timings))
         return results
 
-    def _drive(self, job: FrameJob, frame: np.ndarray, timings: dict[str, float]) -> np.ndarray | None:
-        """Track the driver's face and transform its motion onto the target's landmarks."""
-        driver = job.driver
-        if driver.tracker is None:
-            driver.tracker = FaceTracker(detect_every=self.config.detect_every)
+    def _track(self, jobs: list[FrameJob], frames: list[np.ndarray | None],
+               timings: dict[str, float]) -> list[np.ndarray | None]:
+        """Each frame's driver landmarks (68, 2) or None: one batched call (mesh) or one tracker per session (dlib)."""
+        live = [i for i, frame in enumerate(frames) if frame is not None]
+        found: list[np.ndarray | None] = [None] * len(jobs)
+        if self.config.landmarks == "dlib":
+            for i in live:
+                found[i] = _track_dlib(jobs[i].driver, frames[i], self.config.detect_every, timings)
+            return found
+        states = []
+        for i in live:
+            if jobs[i].driver.mesh is None:
+                jobs[i].driver.mesh = _new_mesh_state()
+            states.append(jobs[i].driver.mesh)
         try:
-            points = driver.tracker.update(frame, timings)
-        except Exception:  # a malformed frame must not take the batch (other sessions) down
-            driver.tracker.landmarks = None
-            points = None
+            points = self.mesh_stage.track([frames[i] for i in live], states, timings)
+        except Exception:  # frames are checked already, so this is a bug or the device: keep serving, say so
+            log.exception("mesh landmarks failed for a batch of %d frames", len(states))
+            for state in states:
+                state.mesh = state.landmarks = None
+            points = [None] * len(live)
+        for i, found_points in zip(live, points, strict=True):
+            found[i] = found_points
+        return found
+
+    def _drive(self, job: FrameJob, points: np.ndarray | None, timings: dict[str, float]) -> np.ndarray | None:
+        """Transform the driver's tracked motion onto the target's landmarks."""
+        driver = job.driver
         start = time.perf_counter()
         try:
             if points is None:
@@ -185,6 +242,23 @@ class ReenactmentPipeline:
             return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
         finally:
             timings["transform"] += time.perf_counter() - start
+
+
+def _track_dlib(driver: DriverState, frame: np.ndarray, detect_every: int,
+                timings: dict[str, float]) -> np.ndarray | None:
+    if driver.tracker is None:
+        driver.tracker = FaceTracker(detect_every=detect_every)
+    try:
+        return driver.tracker.update(frame, timings)
+    except Exception:  # a malformed frame must not take the batch (other sessions) down
+        driver.tracker.landmarks = None
+        return None
+
+
+def _new_mesh_state() -> MeshTrackState:
+    from models.facemesh.tracker import MeshTrackState
+
+    return MeshTrackState()
 
 
 TRANSFORMERS = ("v0", "pca", "regressor")

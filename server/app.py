@@ -196,7 +196,8 @@ async def server_info(request: web.Request) -> web.Response:
         "generator": config.generator, "device": resolve_device(config.device), "output_size": config.output_size,
         "max_sessions": config.max_sessions, "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms,
         "detect_every": config.detect_every, "room_size": config.room_size, "network": config.network,
-        "runtime": config.runtime, "transformer": config.transformer,
+        "runtime": config.runtime, "transformer": config.transformer, "landmarks": config.landmarks,
+        "landmark_runtime": config.landmark_runtime,
         "weights": os.path.basename(config.weights) if config.weights else None,
     })
 
@@ -225,7 +226,8 @@ def build_app(config: ServerConfig) -> web.Application:
     pipeline = ReenactmentPipeline(PipelineConfig(
         generator=config.generator, output_size=config.output_size, detect_every=config.detect_every,
         device=device, weights=config.weights or None, network=config.network, runtime=config.runtime,
-        transformer=config.transformer, expression_model=config.expression_model or None))
+        transformer=config.transformer, expression_model=config.expression_model or None,
+        landmarks=config.landmarks, landmark_runtime=config.landmark_runtime))
     # One model thread: the batcher and target preparation share it, so the model never runs twice at once.
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
     batcher = FrameBatcher(pipeline, BatcherConfig(config.max_batch, config.max_wait_ms), executor)

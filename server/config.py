@@ -6,7 +6,7 @@ import argparse
 import os
 from dataclasses import dataclass, field, fields
 
-from models.pipeline import GENERATORS
+from models.pipeline import GENERATORS, LANDMARK_RUNTIMES, LANDMARK_SOURCES
 
 ENV_PREFIX = "MARIONETTE_"
 
@@ -26,6 +26,8 @@ class ServerConfig:
     max_sessions: int = 8
     max_batch: int = 16  # frames per model call, across sessions
     max_wait_ms: float = 4.0  # how long the batcher waits for more frames after the first
+    landmarks: str = "mesh"  # driver landmarks: mesh (batched neural) | dlib
+    landmark_runtime: str = "torch"  # mesh landmarks runtime
     detect_every: int = 10
     session_idle_timeout_s: float = 10.0  # no video and no ping for this long -> session closed
     max_upload_bytes: int = 8 * 1024 * 1024
@@ -51,6 +53,9 @@ _HELP = {
     "max_sessions": "concurrent sessions; more get HTTP 503",
     "max_batch": "largest cross-session batch per model call",
     "max_wait_ms": "wait at most this long for more frames to fill a batch",
+    "landmarks": "driver landmarks: mesh (BlazeFace + FaceMesh, one batched call for all sessions; GPU when "
+                 "--device is cuda) or dlib (HOG + shape predictor per session, CPU only)",
+    "landmark_runtime": "inference runtime for --landmarks mesh (onnx = onnxruntime)",
     "detect_every": "run full face detection every N frames, track in between",
     "session_idle_timeout_s": "close a session that sent no video and no ping for this long",
     "max_upload_bytes": "largest accepted photo upload",
@@ -63,7 +68,8 @@ _HELP = {
     "log_level": "logging level",
 }
 _CHOICES = {"device": ("auto", "cpu", "cuda"), "generator": GENERATORS, "network": ("lite", "base", "paper"),
-            "runtime": ("torch", "onnx"), "transformer": ("v0", "pca", "regressor"),
+            "runtime": ("torch", "onnx"), "landmarks": LANDMARK_SOURCES, "landmark_runtime": LANDMARK_RUNTIMES,
+            "transformer": ("v0", "pca", "regressor"),
             "log_level": ("debug", "info", "warning", "error")}
 
 

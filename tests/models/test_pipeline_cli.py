@@ -141,7 +141,7 @@ def test_passthrough_skips_landmark_work(talking_face_frames) -> None:
     driver = pipeline.new_driver()
     results = pipeline.process([FrameJob(driver, target, frame) for frame in talking_face_frames[:3]])
     assert set(results[0].stage_seconds) == {"generate"}
-    assert driver.neutral is None and driver.tracker.landmarks is None  # nothing was tracked
+    assert driver.neutral is None and driver.landmarks is None  # nothing was tracked
     assert all(r.face_found and r.image.shape == (128, 128, 3) for r in results)
 
 

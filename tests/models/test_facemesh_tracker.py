@@ -1,0 +1,174 @@
+"""The batched neural landmark stage (BlazeFace + FaceMesh) on real clips, checked against dlib."""
+
+from __future__ import annotations
+
+import itertools
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from models.assets import sample_media
+from models.facemesh.detection import FaceDetector, anchors
+from models.facemesh.networks import RuntimeConfig, detector_runner
+from models.facemesh.roi import Roi, crop, to_crop, to_frame
+from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig, MeshTrackState
+from models.landmarks import detect_landmarks, face_size
+from models.pipeline import FrameJob, PipelineConfig, ReenactmentPipeline
+
+CLIP_FRAMES = 60
+# Mean point error over inter-ocular distance. FaceMesh and dlib place the jaw line and brows by different
+# conventions (the mesh's jaw ring sits a little off dlib's, its brow points on the brow's middle, not its
+# edge), so even perfect tracking leaves ~0.06 on these clips; a face found in the wrong place or points in
+# the wrong order gives > 0.3.
+MAX_NME = 0.1
+
+
+def decode(name: str, count: int, start: int = 0) -> list[np.ndarray]:
+    with av.open(str(sample_media(name))) as container:
+        frames = itertools.islice(container.decode(video=0), start, start + count)
+        return [frame.to_ndarray(format="rgb24") for frame in frames]
+
+
+@pytest.fixture(scope="module")
+def clips() -> dict[str, list[np.ndarray]]:
+    return {name: decode(name, CLIP_FRAMES) for name in ("WolfgangLanger_Pexels.mp4", "single_face.mp4")}
+
+
+@pytest.fixture(scope="module")
+def stage() -> MeshLandmarkStage:
+    return MeshLandmarkStage(MeshTrackerConfig(detect_every=10))
+
+
+@pytest.fixture(scope="module")
+def dlib_points(clips) -> dict[str, list[np.ndarray | None]]:
+    return {name: [detect_landmarks(frame) for frame in frames] for name, frames in clips.items()}
+
+
+def nme(points: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.linalg.norm(points - reference, axis=1).mean() / face_size(reference))
+
+
+def track_clip(stage: MeshLandmarkStage, frames: list[np.ndarray]) -> list[np.ndarray | None]:
+    state = MeshTrackState()
+    return [stage.track([frame], [state])[0] for frame in frames]
+
+
+def as_tensor(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frame).permute(2, 0, 1)
+
+
+def test_anchor_grid_matches_blazeface_short_range() -> None:
+    table = anchors()
+    assert table.shape == (896, 2)
+    fine, coarse = table[:512], table[512:]  # 16x16 cells x 2 anchors, then 8x8 cells x 6 anchors
+    assert torch.equal(fine[0], torch.tensor([0.5 / 16, 0.5 / 16])) and torch.equal(fine[0], fine[1])
+    assert torch.equal(fine[2], torch.tensor([1.5 / 16, 0.5 / 16]))  # x runs fastest
+    assert torch.equal(coarse[0], torch.tensor([0.5 / 8, 0.5 / 8])) and torch.equal(coarse[5], coarse[0])
+    assert torch.equal(coarse[-1], torch.tensor([7.5 / 8, 7.5 / 8]))
+    assert len(torch.unique(fine, dim=0)) == 256 and len(torch.unique(coarse, dim=0)) == 64
+
+
+def test_detection_finds_the_face_where_dlib_does(clips, dlib_points) -> None:
+    frame, reference = clips["WolfgangLanger_Pexels.mp4"][0], dlib_points["WolfgangLanger_Pexels.mp4"][0]
+    # The same frame again, padded into a taller image: the letterbox differs, the box must not.
+    padded = np.zeros((frame.shape[0] + 300, frame.shape[1] + 40, 3), np.uint8)
+    padded[200:200 + frame.shape[0], 40:] = frame
+    found = FaceDetector(detector_runner(RuntimeConfig()))([as_tensor(frame), as_tensor(padded)])
+    assert found.valid.sum(dim=1).tolist() == [1, 1]  # one face each, overlapping boxes blended into one
+    box = found.boxes[0, 0].numpy()
+    margin = 0.1 * (box[2:] - box[:2])  # BlazeFace's box ends at the chin, dlib's jaw points can sit just below
+    assert np.all(reference >= box[:2] - margin) and np.all(reference <= box[2:] + margin)
+    assert (box[2] - box[0]) < 1.5 * (reference[:, 0].max() - reference[:, 0].min())  # not a loose box
+    eyes = found.keypoints[0, 0, :2].numpy()  # MediaPipe order: the subject's right eye first (image left)
+    dlib_eyes = np.stack([reference[36:42].mean(axis=0), reference[42:48].mean(axis=0)])
+    assert np.linalg.norm(eyes - dlib_eyes, axis=1).max() < 0.25 * face_size(reference)
+    # Another scale and offset resample the face differently: a few pixels of 230 move, not more.
+    np.testing.assert_allclose(found.boxes[1, 0].numpy() - [40, 200, 40, 200], box, atol=0.03 * (box[2] - box[0]))
+
+
+def test_roi_crop_and_inverse_agree() -> None:
+    image = np.zeros((300, 400, 3), np.uint8)
+    image[120, 250] = 255  # one bright pixel
+    roi = Roi(torch.tensor([[240.0, 130.0]]), torch.tensor([96.0]), torch.tensor([0.6]))
+    pixels = crop([as_tensor(image)], [0], roi)
+    peak = divmod(int(pixels[0, 0].argmax()), pixels.shape[-1])  # (row, column) in the 192-px crop
+    expected = to_crop(torch.tensor([[[250.0, 120.0]]]), roi)[0, 0] - 0.5  # crop pixel j's centre is at j + 0.5
+    assert abs(peak[1] - float(expected[0])) <= 1 and abs(peak[0] - float(expected[1])) <= 1
+    points = torch.rand(1, 468, 3) * 192
+    back = to_crop(to_frame(points, roi)[..., :2], roi)
+    torch.testing.assert_close(back, points[..., :2], atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["WolfgangLanger_Pexels.mp4", "single_face.mp4"])
+def test_tracking_follows_dlib_on_real_clips(stage, clips, dlib_points, name) -> None:
+    tracked = track_clip(stage, clips[name])
+    pairs = [(p, d) for p, d in zip(tracked, dlib_points[name], strict=True) if p is not None and d is not None]
+    assert sum(p is not None for p in tracked) >= 0.95 * CLIP_FRAMES
+    assert all(p.shape == (68, 2) and p.dtype == np.float32 for p, _ in pairs)
+    errors = [nme(p, d) for p, d in pairs]
+    assert np.mean(errors) < MAX_NME and np.percentile(errors, 90) < 1.5 * MAX_NME
+
+
+def test_no_face_and_a_face_that_leaves(stage) -> None:
+    assert track_clip(stage, decode("no_face.mp4", 8)) == [None] * 8
+    # face_noface.mov: the face is in frames 0..71 (dlib agrees), then the camera shows an empty room.
+    tracked = track_clip(stage, decode("face_noface.mov", 12, start=66))
+    assert [p is not None for p in tracked] == [True] * 6 + [False] * 6
+
+
+def test_one_batch_of_many_sessions_equals_each_alone(stage, clips) -> None:
+    streams = [clips["WolfgangLanger_Pexels.mp4"][:12], clips["single_face.mp4"][:12],
+               decode("no_face.mp4", 12)]
+    alone = [track_clip(stage, frames) for frames in streams]
+    states = [MeshTrackState() for _ in streams]
+    together = [stage.track(list(frames), states) for frames in zip(*streams, strict=True)]
+    for step, found in enumerate(together):
+        for stream, points in enumerate(found):
+            expected = alone[stream][step]
+            assert (points is None) == (expected is None)
+            if points is not None:
+                np.testing.assert_allclose(points, expected, atol=0.05)  # px: batched kernels sum in another order
+
+
+def test_consecutive_frames_of_one_session_in_one_call(stage, clips) -> None:
+    frames, state = clips["single_face.mp4"][:4], MeshTrackState()
+    together = stage.track(frames, [state] * 4)  # detected on the first, tracked on the next three
+    assert state.frames_since_detect == 3
+    for points, expected in zip(together, track_clip(stage, frames), strict=True):
+        np.testing.assert_allclose(points, expected, atol=0.05)
+
+
+def test_onnx_runtime_tracks_like_torch(stage, clips) -> None:
+    frames = clips["WolfgangLanger_Pexels.mp4"][:6]
+    onnx = MeshLandmarkStage(MeshTrackerConfig(runtime=RuntimeConfig(runtime="onnx")))
+    for ours, theirs in zip(track_clip(onnx, frames), track_clip(stage, frames), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=0.05)
+
+
+def test_pipeline_drives_with_mesh_by_default_and_dlib_on_request(clips) -> None:
+    frames = clips["single_face.mp4"][:5]
+    pipelines = {name: ReenactmentPipeline(PipelineConfig(generator="warp", output_size=128, landmarks=name))
+                 for name in ("mesh", "dlib")}
+    assert PipelineConfig().landmarks == "mesh"
+    tracked = {}
+    for name, pipeline in pipelines.items():
+        target = pipeline.prepare_target([clips["WolfgangLanger_Pexels.mp4"][0]])
+        driver = pipeline.new_driver()
+        results = [pipeline.process([FrameJob(driver, target, frame)])[0] for frame in frames]
+        assert all(r.face_found for r in results)
+        assert set(results[-1].stage_seconds) == {"detect", "landmarks", "transform", "generate"}
+        tracked[name] = driver.landmarks
+    assert nme(tracked["mesh"], tracked["dlib"]) < MAX_NME
+
+
+def test_server_flag_and_environment_choose_the_landmarks(monkeypatch) -> None:
+    from server.config import parse_config
+
+    assert parse_config([]).landmarks == "mesh"
+    assert parse_config(["--landmarks", "dlib", "--landmark-runtime", "onnx"]).landmark_runtime == "onnx"
+    monkeypatch.setenv("MARIONETTE_LANDMARKS", "dlib")
+    assert parse_config([]).landmarks == "dlib"
+    with pytest.raises(SystemExit):
+        parse_config(["--landmarks", "hog"])
