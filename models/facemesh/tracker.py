@@ -8,13 +8,16 @@ is lost. Landmarks are returned in the iBUG 68-point convention, as dlib gives t
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from models.facemesh.detection import DetectionConfig, FaceDetector
+from models.facemesh.mapping import to_ibug68
 from models.facemesh.networks import RuntimeConfig, detector_runner, mesh_runner
 from models.facemesh.roi import Roi, crop, roi_from_detection, roi_from_landmarks, to_frame
 
@@ -25,6 +28,9 @@ class MeshTrackerConfig:
     detect_every: int = 10  # re-detect a tracked face every N frames; lost and new faces detect at once
     presence_threshold: float = 0.5  # FaceMesh face-presence probability below this = face lost
     detection_threshold: float = 0.5  # BlazeFace score for a detection to count
+    # torch CPU threads while tracking (0 = leave torch's setting). One: on a small CPU host the video
+    # codecs need the other cores, and a second thread buys ~1 ms of 5 for twice the CPU time.
+    cpu_threads: int = 1
 
 
 @dataclass
@@ -57,11 +63,24 @@ class MeshLandmarkStage:
         if len(frames) != len(states):
             raise ValueError("one state per frame")
         results: list[np.ndarray | None] = [None] * len(frames)
-        for batch in _rounds(states):
-            found = self._track_batch([frames[i] for i in batch], [states[i] for i in batch], timings)
-            for index, points in zip(batch, found, strict=True):
-                results[index] = points
+        with self._threads():
+            for batch in _rounds(states):
+                found = self._track_batch([frames[i] for i in batch], [states[i] for i in batch], timings)
+                for index, points in zip(batch, found, strict=True):
+                    results[index] = points
         return results
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        if self.device.type != "cpu" or self.config.cpu_threads <= 0:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.config.cpu_threads)  # process-wide, so put back for the generator
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
     def _track_batch(self, frames: list[np.ndarray], states: list[MeshTrackState],
                      timings: dict[str, float] | None) -> list[np.ndarray | None]:
@@ -118,7 +137,7 @@ class MeshLandmarkStage:
         points, logits = self.mesh_net(crop(tensors, order, roi))
         meshes = to_frame(points.to(self.device), roi).cpu().numpy()
         present = (logits > self.presence_logit).tolist()
-        landmarks = _to_ibug68(meshes).astype(np.float32)
+        landmarks = to_ibug68(meshes).astype(np.float32)
         for row, index in enumerate(order):
             state = states[index]
             if not present[row] or not np.isfinite(meshes[row]).all():
@@ -150,24 +169,3 @@ def _inside(box: np.ndarray, mesh: np.ndarray) -> bool:
     centre = (box[:2] + box[2:]) / 2
     low, high = mesh[:, :2].min(axis=0), mesh[:, :2].max(axis=0)
     return bool(np.all(centre >= low) and np.all(centre <= high))
-
-
-# TEMPORARY: one mesh point per iBUG point, used only until models/facemesh/mapping.py (the maintained
-# mapping) is in the tree; the widely copied nearest-vertex table, good to ~0.07 NME against dlib.
-_FALLBACK_IBUG68 = (
-    162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 323, 454, 389,  # jaw
-    71, 63, 105, 66, 107, 336, 296, 334, 293, 301,  # brows
-    168, 197, 5, 4, 75, 97, 2, 326, 305,  # nose
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,  # eyes
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181, 78, 82, 13, 312, 308, 317, 14, 87,  # mouth
-)
-
-
-def _to_ibug68(meshes: np.ndarray) -> np.ndarray:
-    try:
-        from models.facemesh.mapping import to_ibug68
-    except ModuleNotFoundError as error:
-        if error.name != "models.facemesh.mapping":
-            raise
-        return meshes[..., list(_FALLBACK_IBUG68), :2]
-    return to_ibug68(meshes)
