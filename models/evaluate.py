@@ -38,7 +38,7 @@ from models.assets import gallery
 from models.face_metrics import cosine_similarity, eye_distance, face_embedding
 from models.landmarks import detect_landmarks
 from models.machine_info import machine_info
-from models.pipeline import GENERATORS, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
+from models.pipeline import GENERATORS, LANDMARK_SOURCES, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
 from models.prepare import find_videos
 
 EMBED_EVERY = 4  # embeddings cost ~120 ms: every 4th frame is plenty for a mean
@@ -52,6 +52,7 @@ class EvalConfig:
     weights: str | None = None
     size: int = 256
     max_frames: int = 120
+    landmarks: str = "mesh"  # how the pipeline tracks the driver (the metrics' reference is always dlib)
 
 
 @dataclass
@@ -136,11 +137,13 @@ def evaluate(config: EvalConfig) -> dict:
     cross_targets = [clips[(i + 1) % len(clips)][0] for i in range(len(clips))] if len(clips) > 1 else [
         cv2.cvtColor(cv2.imread(str(gallery()[0].path)), cv2.COLOR_BGR2RGB)]
     report: dict = {"machine": machine_info(), "videos": [str(v) for v in config.videos],
+                    "driver_landmarks": config.landmarks,
                     "max_frames": config.max_frames, "generators": {}}
     strips: dict[str, list[np.ndarray]] = {}
     for name in config.generators:
         pipeline = ReenactmentPipeline(PipelineConfig(generator=name, output_size=config.size,
-                                                      weights=config.weights if name == "marionette" else None))
+                                                      weights=config.weights if name == "marionette" else None,
+                                                      landmarks=config.landmarks))
         per_mode = {"self": _Scores(), "cross": _Scores()}
         samples: list[np.ndarray] = []
         for index, clip in enumerate(tqdm(clips, desc=name, unit="clip")):
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, help="marionette weights (default: untrained)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--max-frames", type=int, default=120)
+    parser.add_argument("--landmarks", choices=LANDMARK_SOURCES, default="mesh",
+                        help="driver landmarks of the pipeline under test (the metrics always use dlib)")
     args = parser.parse_args(argv)
     generators = tuple(g.strip() for g in args.generators.split(",") if g.strip())
     unknown = [g for g in generators if g not in GENERATORS or g == "passthrough"]
@@ -207,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     videos = held_out_videos(args.data)
     if not videos:
         parser.error(f"no videos found in {', '.join(map(str, args.data))}")
-    report = evaluate(EvalConfig(videos, args.out, generators, args.weights, args.size, args.max_frames))
+    report = evaluate(EvalConfig(videos, args.out, generators, args.weights, args.size, args.max_frames,
+                                 args.landmarks))
     print(markdown(report))
     print(f"report: {args.out / 'report.json'}, {args.out / 'report.md'}, {args.out / 'samples.png'}")
     return 0

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.generators.passthrough import centre_square
-from models.pipeline import GENERATORS, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
+from models.pipeline import GENERATORS, LANDMARK_SOURCES, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
 
 BATCH = 8
 
@@ -33,6 +33,7 @@ class ReenactConfig:
     weights: Path | None = None
     network: str = "lite"
     runtime: str = "torch"
+    landmarks: str = "mesh"
 
 
 def parse_args(argv: list[str] | None = None) -> ReenactConfig:
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> ReenactConfig:
     parser.add_argument("--weights", type=Path, default=None, help="marionette: trained weights (default: untrained)")
     parser.add_argument("--network", choices=("lite", "base", "paper"), default="lite", help="marionette network")
     parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch", help="marionette runtime")
+    parser.add_argument("--landmarks", choices=LANDMARK_SOURCES, default="mesh",
+                        help="driver landmarks: mesh (BlazeFace + FaceMesh) or dlib (default: %(default)s)")
     args = parser.parse_args(argv)
     if not 64 <= args.size <= 1024 or args.size % 2:
         parser.error("--size must be even and between 64 and 1024")
@@ -56,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> ReenactConfig:
         if not path.is_file():
             parser.error(f"no such file: {path}")
     return ReenactConfig(tuple(args.target), args.driver, args.out, args.generator, args.size, args.max_frames,
-                         args.side_by_side, args.weights, args.network, args.runtime)
+                         args.side_by_side, args.weights, args.network, args.runtime, args.landmarks)
 
 
 def read_photo(path: Path) -> np.ndarray:
@@ -81,7 +84,7 @@ def reenact(config: ReenactConfig) -> int:
     """Writes the output video; returns the number of frames written."""
     pipeline = ReenactmentPipeline(PipelineConfig(
         generator=config.generator, output_size=config.size, weights=str(config.weights) if config.weights else None,
-        network=config.network, runtime=config.runtime))
+        network=config.network, runtime=config.runtime, landmarks=config.landmarks))
     target = pipeline.prepare_target([read_photo(p) for p in config.targets])
     driver = pipeline.new_driver()
     written = 0

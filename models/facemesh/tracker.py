@@ -28,9 +28,6 @@ class MeshTrackerConfig:
     detect_every: int = 10  # re-detect a tracked face every N frames; lost and new faces detect at once
     presence_threshold: float = 0.5  # FaceMesh face-presence probability below this = face lost
     detection_threshold: float = 0.5  # BlazeFace score for a detection to count
-    # torch CPU threads while tracking (0 = leave torch's setting). One: on a small CPU host the video
-    # codecs need the other cores, and a second thread buys ~1 ms of 5 for twice the CPU time.
-    cpu_threads: int = 1
 
 
 @dataclass
@@ -72,11 +69,12 @@ class MeshLandmarkStage:
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
-        if self.device.type != "cpu" or self.config.cpu_threads <= 0:
+        threads = self.config.runtime.cpu_threads
+        if self.device.type != "cpu" or threads <= 0:
             yield
             return
         previous = torch.get_num_threads()
-        torch.set_num_threads(self.config.cpu_threads)  # process-wide, so put back for the generator
+        torch.set_num_threads(threads)  # process-wide, so put back for the generator
         try:
             yield
         finally:
