@@ -35,8 +35,8 @@ from tqdm import tqdm
 
 from models.align import crop_matrix
 from models.assets import gallery
-from models.face_metrics import cosine_similarity, eye_distance, face_embedding
-from models.landmarks import detect_landmarks
+from models.face_metrics import cosine_similarity, face_embedding
+from models.landmarks import detect_landmarks, face_size
 from models.machine_info import machine_info
 from models.pipeline import GENERATORS, LANDMARK_SOURCES, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
 from models.prepare import find_videos
@@ -111,12 +111,12 @@ def run_clip(pipeline: ReenactmentPipeline, target_photo: np.ndarray, frames: li
         if found is None or driven is None:
             scores.missing_faces += found is None
             continue
-        scores.nme.append(float(np.linalg.norm(found - driven, axis=1).mean() / max(eye_distance(driven), 1e-6)))
+        scores.nme.append(float(np.linalg.norm(found - driven, axis=1).mean() / max(face_size(driven), 1e-6)))
         scores.roll_error.append(abs(_roll(found) - _roll(driven)))
         previous.append(found)
         if len(previous) >= 3:
             second_difference = previous[-1] - 2 * previous[-2] + previous[-3]
-            scores.jitter.append(float(np.linalg.norm(second_difference, axis=1).mean() / eye_distance(found)))
+            scores.jitter.append(float(np.linalg.norm(second_difference, axis=1).mean() / face_size(found)))
         if matrix is not None:
             truth = cv2.warpAffine(frame, matrix, result.image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
             scores.ssim.append(float(structural_similarity(truth, result.image, channel_axis=2, data_range=255)))

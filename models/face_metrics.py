@@ -9,7 +9,7 @@ import dlib
 import numpy as np
 
 from models.assets import FACE_EMBEDDING_RESNET, SHAPE_PREDICTOR_5, dlib_model_path
-from models.landmarks import detect_face_boxes, to_gray
+from models.landmarks import detect_face_boxes, face_size, to_gray
 
 LEFT_EYE, RIGHT_EYE = np.arange(36, 42), np.arange(42, 48)
 
@@ -44,14 +44,10 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
 
-def eye_distance(landmarks: np.ndarray) -> float:
-    return float(np.linalg.norm(landmarks[RIGHT_EYE].mean(0) - landmarks[LEFT_EYE].mean(0)))
-
-
 def mouth_opening(landmarks: np.ndarray) -> float:
     """Inner-lip gap normalised by the eye distance (0 = closed)."""
     gap = np.mean([np.linalg.norm(landmarks[a] - landmarks[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
-    return float(gap / max(eye_distance(landmarks), 1e-6))
+    return float(gap / max(face_size(landmarks), 1e-6))
 
 
 def eye_openness(landmarks: np.ndarray, eye: np.ndarray) -> float:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.face_metrics import LEFT_EYE, RIGHT_EYE, eye_distance, eye_openness, mouth_opening
+from models.face_metrics import LEFT_EYE, RIGHT_EYE, eye_openness, mouth_opening
+from models.landmarks import face_size
 
 INNER_MOUTH = np.arange(60, 68)
 UPPER_INNER_LIP = np.array([60, 61, 62, 63, 64])
@@ -78,7 +79,7 @@ def paint_mouth(image: np.ndarray, driven: np.ndarray, colours: FaceColours) -> 
     strength = float(np.clip((opening - colours.mouth_gap - 0.02) / 0.06, 0, 1))
     if strength <= 0:
         return
-    gap_px = opening * eye_distance(driven)
+    gap_px = opening * face_size(driven)
     width = float(np.linalg.norm(driven[64] - driven[60]))
     if width < 2 or gap_px < 1:
         return

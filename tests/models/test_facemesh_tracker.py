@@ -12,6 +12,7 @@ import torch
 from models.assets import sample_media
 from models.facemesh.detection import FaceDetector, anchors
 from models.facemesh.networks import RuntimeConfig, detector_runner
+from models.facemesh.reference import nme
 from models.facemesh.roi import Roi, crop, to_crop, to_frame
 from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig, MeshTrackState
 from models.landmarks import detect_landmarks, face_size
@@ -43,10 +44,6 @@ def stage() -> MeshLandmarkStage:
 @pytest.fixture(scope="module")
 def dlib_points(clips) -> dict[str, list[np.ndarray | None]]:
     return {name: [detect_landmarks(frame) for frame in frames] for name, frames in clips.items()}
-
-
-def nme(points: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.linalg.norm(points - reference, axis=1).mean() / face_size(reference))
 
 
 def track_clip(stage: MeshLandmarkStage, frames: list[np.ndarray]) -> list[np.ndarray | None]:
