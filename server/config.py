@@ -89,9 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, default=env_value if env_value is not None else "", help=_HELP[f.name])
             continue
         kind = type(default)
-        value = kind(env_value) if env_value is not None else default
-        parser.add_argument(flag, type=kind, default=value, choices=_CHOICES.get(f.name), help=_HELP[f.name])
+        choices = _CHOICES.get(f.name)
+        value = default if env_value is None else _env_value(parser, ENV_PREFIX + f.name.upper(), env_value, kind,
+                                                              choices)
+        parser.add_argument(flag, type=kind, default=value, choices=choices, help=_HELP[f.name])
     return parser
+
+
+def _env_value(parser: argparse.ArgumentParser, name: str, raw: str, kind: type, choices: tuple | None) -> object:
+    """An environment setting, checked like its flag (argparse checks neither the type nor the choices of defaults)."""
+    try:
+        value = kind(raw)
+    except ValueError:
+        parser.error(f"environment variable {name}={raw!r}: not a valid {kind.__name__}")
+    if choices is not None and value not in choices:
+        parser.error(f"environment variable {name}={raw!r}: choose from {', '.join(map(str, choices))}")
+    return value
 
 
 def parse_config(argv: list[str] | None = None) -> ServerConfig:

@@ -85,6 +85,20 @@ def test_config_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> N
         parse_config(["--generator", "nope"])
 
 
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("MARIONETTE_LANDMARKS", "nope", "choose from mesh, dlib"),
+    ("MARIONETTE_MAX_SESSIONS", "many", "not a valid int"),
+])
+def test_bad_environment_settings_are_refused_by_name(monkeypatch: pytest.MonkeyPatch, capsys, variable: str,
+                                                      value: str, message: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config([])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"{variable}='{value}'" in error and message in error
+
+
 def _packet(seq: int, timestamp: int, data: bytes, marker: bool = False) -> RtpPacket:
     packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=timestamp, marker=int(marker), payload=data)
     packet._data = data  # what aiortc's depayloader stores
