@@ -4,11 +4,13 @@
     torchrun --nproc_per_node 2 -m models.train ...      # several GPUs / processes (DDP)
 
 Each sample: K target frames and one driver frame of the same video; the driver frame is the ground
-truth. Losses: multi-scale L1, hinge GAN with the landmark-conditioned projection discriminator, and
-discriminator feature matching (no perceptual loss: no VGG weights can be downloaded here). Mixed
-precision on CUDA, checkpoint + resume (RUN/checkpoint.pt), fixed seeds, a CSV log and a PNG grid
-(target | driver landmarks | output | ground truth) every --sample-every steps. The landmark
-transformer's expression model is fitted on the training landmarks and saved beside the weights.
+truth. Each sample gets one random colour change and maybe a horizontal flip, the same on all its
+frames (models.augment; --no-augment turns it off). Losses: multi-scale L1, hinge GAN with the
+landmark-conditioned projection discriminator, and discriminator feature matching (no perceptual
+loss: no VGG weights can be downloaded here). Mixed precision on CUDA, checkpoint + resume
+(RUN/checkpoint.pt), fixed seeds, a CSV log and a PNG grid (target | driver landmarks | output |
+ground truth) every --sample-every steps. The landmark transformer's expression model is fitted on
+the training landmarks and saved beside the weights.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from models.augment import augment_sample
 from models.marionette.config import CONFIGS, MarioNETteConfig
 from models.marionette.discriminator import ProjectionDiscriminator
 from models.marionette.landmark_disentangle import fit_expression_model
@@ -56,12 +59,13 @@ class TrainConfig:
     sample_every: int = 200
     checkpoint_every: int = 200
     check_replicas: bool = False
+    augment: bool = True  # models.augment: per-sample colour change and horizontal flip
 
 
 class ShardSampler:
     """Random self-reenactment samples from the training shards."""
 
-    def __init__(self, folder: Path, size: int, shots: int, seed: int) -> None:
+    def __init__(self, folder: Path, size: int, shots: int, seed: int, augment: bool = True) -> None:
         paths = sorted(folder.glob("*.npz"))
         if not paths:
             raise FileNotFoundError(f"no shards in {folder}: run python -m models.prepare first")
@@ -78,7 +82,7 @@ class ShardSampler:
             self.videos.append((frames, landmarks.astype(np.float32)))
         if not self.videos:
             raise ValueError(f"no shard in {folder} has {shots + 1} frames")
-        self.size, self.shots = size, shots
+        self.size, self.shots, self.augment = size, shots, augment
         self.rng = np.random.default_rng(seed)
         weights = np.array([len(v[0]) for v in self.videos], np.float64)
         self.weights = weights / weights.sum()
@@ -91,8 +95,11 @@ class ShardSampler:
         for _ in range(count):
             frames, landmarks = self.videos[self.rng.choice(len(self.videos), p=self.weights)]
             picks = self.rng.choice(len(frames), self.shots + 1, replace=False)
-            images.append(frames[picks])
-            marks.append(landmarks[picks])
+            sample_frames, sample_marks = frames[picks], landmarks[picks]
+            if self.augment:
+                sample_frames, sample_marks = augment_sample(sample_frames, sample_marks, self.rng)
+            images.append(sample_frames)
+            marks.append(sample_marks)
         pixels = torch.from_numpy(np.stack(images)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1  # (B, K+1, 3, H, W)
         points = torch.from_numpy(np.stack(marks))  # (B, K+1, 68, 2)
         drawn = landmark_image(points.flatten(0, 1), self.size).view(count, self.shots + 1, 3, self.size, self.size)
@@ -154,7 +161,8 @@ def train(config: TrainConfig) -> dict:
     g, d = generator, discriminator
     if distributed:
         g, d = DistributedDataParallel(generator), DistributedDataParallel(discriminator)
-    sampler = ShardSampler(config.data / "train", network.image_size, config.shots, config.seed + 1000 * rank + step)
+    sampler = ShardSampler(config.data / "train", network.image_size, config.shots, config.seed + 1000 * rank + step,
+                           config.augment)
     if rank == 0:
         config.out.mkdir(parents=True, exist_ok=True)
         fit_expression_model(sampler.landmarks(), components=min(12, 2 * len(sampler.videos) + 4)).save(
@@ -227,10 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-every", type=int, default=200)
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--check-replicas", action="store_true", help="DDP: record whether replicas match")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="train on the frames as they are (default: per-sample colour change and flip)")
     args = parser.parse_args(argv)
     result = train(TrainConfig(args.config, args.data, args.out, args.steps, args.batch, args.shots, args.image_size,
                                seed=args.seed, log_every=args.log_every, sample_every=args.sample_every,
-                               checkpoint_every=args.checkpoint_every, check_replicas=args.check_replicas))
+                               checkpoint_every=args.checkpoint_every, check_replicas=args.check_replicas,
+                               augment=not args.no_augment))
     if result["rank"] == 0:
         print(f"trained to step {result['steps']}: {args.out / 'generator.pt'}")
     return 0
