@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import av
 import numpy as np
 
-from models.assets import sample_media
 from models.augment import AugmentConfig, augment_sample
-from models.facemesh.reference import nme
+from models.facemesh.reference import decode, nme
 from models.landmarks import detect_landmarks
 
 
 def _frame() -> np.ndarray:
-    with av.open(str(sample_media("single_face.mp4"))) as container:
-        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+    return next(decode("single_face.mp4"))
 
 
 def test_flip_mirrors_the_landmarks_with_the_image() -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import itertools
 
-import av
 import numpy as np
 import pytest
 import torch
 
-from models.assets import sample_media
+from models.facemesh import reference
 from models.facemesh.detection import FaceDetector, anchors
 from models.facemesh.networks import RuntimeConfig, detector_runner
 from models.facemesh.reference import nme
@@ -26,9 +25,7 @@ MAX_NME = 0.1
 
 
 def decode(name: str, count: int, start: int = 0) -> list[np.ndarray]:
-    with av.open(str(sample_media(name))) as container:
-        frames = itertools.islice(container.decode(video=0), start, start + count)
-        return [frame.to_ndarray(format="rgb24") for frame in frames]
+    return list(itertools.islice(reference.decode(name), start, start + count))
 
 
 @pytest.fixture(scope="module")

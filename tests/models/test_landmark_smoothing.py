@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import av
 import numpy as np
 import pytest
 
-from models.assets import sample_media
 from models.face_metrics import mouth_opening
+from models.facemesh.reference import decode
 from models.facemesh.tracker import MeshLandmarkStage, MeshTrackState
 from models.landmarks import face_size
 from models.smoothing import OneEuroFilter
@@ -20,12 +19,11 @@ def tracks() -> tuple[np.ndarray, np.ndarray]:
     """Raw and smoothed 68-point tracks of every frame of a real talking-face clip (72 frames)."""
     stage, state, smoother = MeshLandmarkStage(), MeshTrackState(), OneEuroFilter()
     raw, smoothed = [], []
-    with av.open(str(sample_media("single_face.mp4"))) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            points = stage.track([frame.to_ndarray(format="rgb24")], [state])[0]
-            assert points is not None, f"face lost at frame {index}"
-            raw.append(points)
-            smoothed.append(smoother(points, index / FPS, scale=face_size(points)))
+    for index, frame in enumerate(decode("single_face.mp4")):
+        points = stage.track([frame], [state])[0]
+        assert points is not None, f"face lost at frame {index}"
+        raw.append(points)
+        smoothed.append(smoother(points, index / FPS, scale=face_size(points)))
     return np.array(raw), np.array(smoothed)
 
 
