@@ -42,3 +42,9 @@ class Generator(ABC):
     @abstractmethod
     def generate(self, requests: list[GenerateRequest]) -> list[np.ndarray]:
         """RGB uint8 (output_size, output_size, 3) images, one per request (a batch across sessions)."""
+
+    def area_ratio_maps(self, requests: list[GenerateRequest]) -> list[np.ndarray | None]:
+        """For evaluation: per output pixel, the local area ratio (Jacobian determinant) of the map that
+        samples the target photo, (output_size, output_size) float32; <= 0 is a fold or tear. None for a
+        generator whose output is not a geometric resampling of the target (passthrough, neural)."""
+        return [None] * len(requests)
