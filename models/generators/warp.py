@@ -100,6 +100,23 @@ def _triangle_affines(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -
     return np.linalg.pinv(dst_h) @ src[triangles]
 
 
+def _triangle_ids(dst: np.ndarray, triangles: np.ndarray, size: int, step: int) -> np.ndarray:
+    """1 + the index of the destination triangle each pixel of a grid with spacing `step` falls in (0: none)."""
+    small = -(-size // step)
+    # cv2.resize puts small pixel i at full-resolution coordinate step * i + (step - 1) / 2.
+    offset = (step - 1) / 2
+    ids = np.zeros((small, small), np.int32)
+    for index, triangle in enumerate(triangles):
+        corners = (dst[triangle] - offset) / step
+        cv2.fillConvexPoly(ids, np.round(corners * 16).astype(np.int32), index + 1, shift=4)
+    return ids
+
+
+def affine_determinants(coeffs: np.ndarray) -> np.ndarray:
+    """(T,) Jacobian determinants of the (T, 3, 2) affine maps: source area / output area, <= 0 when flipped."""
+    return coeffs[:, 0, 0] * coeffs[:, 1, 1] - coeffs[:, 1, 0] * coeffs[:, 0, 1]
+
+
 class WarpGenerator(Generator):
     def prepare(self, images: list[np.ndarray], landmarks: list[np.ndarray]) -> dict:
         per_image = []
@@ -128,19 +145,35 @@ class WarpGenerator(Generator):
             errors.append(np.linalg.norm(geometry.apply(matrix, points) - request.driven))
         return int(np.argmin(errors))
 
-    def _render(self, request: GenerateRequest) -> np.ndarray:
+    def area_ratio_maps(self, requests: list[GenerateRequest]) -> list[np.ndarray | None]:
+        """Exact per-pixel determinant of the triangle's affine map each output pixel falls in (1 outside the
+        triangles, where the map is the identity), at full resolution: evaluation only, never per live frame."""
+        maps: list[np.ndarray | None] = []
+        for request in requests:
+            k, dst, triangles = self._driven_triangles(request)
+            src = request.cache["per_image"][k]["controls"]
+            determinants = affine_determinants(_triangle_affines(dst, src, triangles)).astype(np.float32)
+            ids = _triangle_ids(dst, triangles, self.output_size, step=1)
+            maps.append(np.concatenate([np.ones(1, np.float32), determinants])[ids])
+        return maps
+
+    def _driven_triangles(self, request: GenerateRequest) -> tuple[int, np.ndarray, np.ndarray]:
+        """The source photo index, destination control points and triangles for this frame's driven landmarks."""
         assert request.driven is not None
         k = self._pick_source(request)
         cache = request.cache["per_image"][k]
-        source, source_points = request.images[k], request.landmarks[k]
-        size = self.output_size
-        pose = geometry.similarity_transform(source_points[STABLE_POINTS], request.driven[STABLE_POINTS])
+        pose = geometry.similarity_transform(request.landmarks[k][STABLE_POINTS], request.driven[STABLE_POINTS])
         ring_motion = (geometry.apply(pose, cache["ring"]) - cache["ring"]) * cache["ring_weights"][:, None]
         dst, triangles = unfolded_controls(cache["controls"], request.driven, cache["ring"], ring_motion,
-                                           cache["triangles"], size)
+                                           cache["triangles"], self.output_size)
+        return k, dst, triangles
 
+    def _render(self, request: GenerateRequest) -> np.ndarray:
+        assert request.driven is not None
+        k, dst, triangles = self._driven_triangles(request)
+        cache = request.cache["per_image"][k]
         map_x, map_y = self._sampling_map(dst, cache["controls"], triangles)
-        out = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.remap(request.images[k], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
         paint_mouth(out, request.driven, cache["colours"])
         paint_eyes(out, request.driven, cache["colours"])
@@ -152,13 +185,8 @@ class WarpGenerator(Generator):
         The map is piecewise linear, so building it at 1/MAP_STEP resolution and resizing it bilinearly
         changes it only along triangle edges (sub-pixel), for ~MAP_STEP^2 less work.
         """
-        small = -(-self.output_size // MAP_STEP)
-        # cv2.resize puts small pixel i at full-resolution coordinate MAP_STEP * i + (MAP_STEP - 1) / 2.
-        offset = (MAP_STEP - 1) / 2
-        ids = np.zeros((small, small), np.int32)
-        for index, triangle in enumerate(triangles):
-            corners = (dst[triangle] - offset) / MAP_STEP
-            cv2.fillConvexPoly(ids, np.round(corners * 16).astype(np.int32), index + 1, shift=4)
+        ids = _triangle_ids(dst, triangles, self.output_size, MAP_STEP)
+        small, offset = ids.shape[0], (MAP_STEP - 1) / 2
         coeffs = _triangle_affines(dst, src, triangles).astype(np.float32)
         ys, xs = np.mgrid[0:small, 0:small].astype(np.float32) * MAP_STEP + offset
         pixel = coeffs[np.maximum(ids - 1, 0)]

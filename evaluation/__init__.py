@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics, reports and benchmarks (never imported by the live server)."""
