@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import av
 import cv2
-import numpy as np
 
 from models.pipeline import FrameJob, ReenactmentPipeline
 from server import frame_tag, metrics
@@ -135,7 +134,7 @@ class FrameBatcher:
             if image.shape[0] != size or image.shape[1] != size:
                 image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
             if tag is not None:
-                image = np.ascontiguousarray(image)
+                image = image.copy()  # the pipeline's image may be shared (a target photo, a held frame)
                 frame_tag.write_tag(image, tag)
             out = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
             out.pts = w.driver.frame.pts

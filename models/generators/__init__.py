@@ -10,6 +10,7 @@ import importlib
 from models.generators.base import Generator
 
 _GENERATORS = {
+    "mesh": "models.generators.mesh:MeshGenerator",
     "warp": "models.generators.warp:WarpGenerator",
     "passthrough": "models.generators.passthrough:PassthroughGenerator",
     "still": "models.generators.still:StillGenerator",

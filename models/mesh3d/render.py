@@ -1,0 +1,203 @@
+"""Per frame: lay out the driven triangles and turn them into one map that samples the target photo.
+
+Every output pixel belongs to the nearest triangle that covers it: face triangles facing the camera, in
+depth order (back-facing ones do not paint), over the outer layer (hair, ears, background). Inside a
+triangle the map is that triangle's affine map into the photo. Two ways to build the same map:
+- `sampling_map_cpu`: OpenCV fills the triangles far-to-near into an id image (painter's algorithm),
+  one face at a time (fastest on a small CPU);
+- `sampling_map_torch`: a batched rasteriser (barycentric inside test, nearest triangle wins) for all
+  faces of a batch at once, on the GPU when there is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from models.mesh3d.template import MeshTemplate, ring_limits, signed_areas
+from models.mesh3d.transfer import DrivenMesh
+
+RING_SHARES = (1.0, 0.6, 0.3, 0.0)  # ring motion tried until the outer layer has no flipped triangle
+MIN_AREA = 1e-3  # px^2 (twice the area): thinner triangles are not painted
+OUTER_DEPTH = 1e9  # outer-layer triangles lie behind every face triangle
+
+
+@dataclass(frozen=True)
+class Layout:
+    """All triangles of one output frame: outer layer first, then the face."""
+
+    dst: np.ndarray  # (N, 3, 2) output pixels
+    src: np.ndarray  # (N, 3, 2) photo pixels
+    depth: np.ndarray  # (N,) painting key: smaller is nearer; inf = not painted
+    orientation: np.ndarray  # (N,) +1, or -1 where the photo is sampled mirrored (a reflection, not a fold)
+
+    def painting_order(self) -> np.ndarray:
+        """Painted triangles, far to near."""
+        painted = np.flatnonzero(np.isfinite(self.depth))
+        return painted[np.argsort(-self.depth[painted], kind="stable")]
+
+
+def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
+    points = driven.points
+    ring_motion = (driven.motion.apply(template.ring) - template.ring)[:, :2] * template.ring_weights[:, None]
+    outer_src = template.outer_source
+    for share in RING_SHARES:
+        # The ring stays off the border (crossing it folds), so the outer triangles still tile the frame.
+        ring_xy = np.clip(template.ring[:, :2] + share * ring_motion, *ring_limits(template.image.shape[0]))
+        outer_dst = template.outer_points(points[template.oval, :2], ring_xy)[template.outer_triangles]
+        flipped = signed_areas(outer_dst) * template.outer_rest_sign <= 0
+        if not flipped.any():
+            break
+    face_dst = points[template.face_triangles][..., :2]
+    facing = signed_areas(face_dst) * template.front_sign > MIN_AREA
+    face_depth = np.where(facing, points[template.face_triangles][..., 2].mean(axis=1), np.inf)
+    outer_depth = np.where(flipped, np.inf, OUTER_DEPTH)  # a flipped outer triangle would fold the map
+    orientation = np.concatenate([np.ones(len(outer_dst)), np.where(template.mirrored, -1.0, 1.0)])
+    return Layout(np.concatenate([outer_dst, face_dst]).astype(np.float32),
+                  np.concatenate([outer_src, template.face_source]).astype(np.float32),
+                  np.concatenate([outer_depth, face_depth]), orientation.astype(np.float32))
+
+
+def affine_coefficients(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """(N, 3, 2): [x, y, 1] of a point in each destination triangle -> its source coordinates."""
+    homogeneous = np.concatenate([dst, np.ones((*dst.shape[:-1], 1), dst.dtype)], axis=-1).astype(np.float64)
+    degenerate = np.abs(np.linalg.det(homogeneous)) < 1e-9
+    homogeneous[degenerate] = np.eye(3)  # never painted (too thin); keeps the batched inverse finite
+    return (np.linalg.inv(homogeneous) @ src.astype(np.float64)).astype(np.float32)
+
+
+def triangle_ids_cpu(layout_: Layout, size: int, step: int = 1) -> np.ndarray:
+    """(size/step, size/step) int32: 1 + the triangle painted at each pixel, 0 where none is.
+
+    With step > 1 the id image is coarser: its pixel i lies at full-resolution coordinate
+    step * i + (step - 1) / 2 (where cv2.resize puts it)."""
+    small = -(-size // step)
+    ids = np.zeros((small, small), np.int32)
+    fixed = np.round((layout_.dst - (step - 1) / 2) / step * 16).astype(np.int32)  # 4 fractional bits
+    for index in layout_.painting_order():
+        cv2.fillConvexPoly(ids, fixed[index], int(index) + 1, lineType=cv2.LINE_8, shift=4)
+    return ids
+
+
+def _pixel_grid(shape: tuple[int, int], step: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    return xs * step + (step - 1) / 2, ys * step + (step - 1) / 2
+
+
+def map_from_ids(ids: np.ndarray, coefficients: np.ndarray, step: int = 1) -> np.ndarray:
+    """Source coordinates (H, W, 2) at the id image's pixels; the identity where nothing is painted."""
+    xs, ys = _pixel_grid(ids.shape, step)
+    flat = np.concatenate([np.zeros((1, 6), np.float32), coefficients.reshape(-1, 6)])
+    flat[0] = (1, 0, 0, 1, 0, 0)  # id 0 = uncovered: the photo stays put
+    chosen = flat[ids]  # rows: [x->sx, x->sy, y->sx, y->sy, 1->sx, 1->sy]
+    map_x = xs * chosen[..., 0] + ys * chosen[..., 2] + chosen[..., 4]
+    map_y = xs * chosen[..., 1] + ys * chosen[..., 3] + chosen[..., 5]
+    return np.stack([map_x, map_y], axis=-1)
+
+
+def area_from_ids(ids: np.ndarray, coefficients: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+    """The map's local area ratio (Jacobian determinant) per pixel; mirrored sampling counts as unfolded."""
+    linear = coefficients[:, :2, :]
+    determinant = (linear[:, 0, 0] * linear[:, 1, 1] - linear[:, 0, 1] * linear[:, 1, 0]) * orientation
+    return np.concatenate([np.ones(1, np.float32), determinant.astype(np.float32)])[ids]
+
+
+def sampling_map_cpu(layout_: Layout, size: int, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The (size, size, 2) sampling map and (size, size) area ratios of one frame, with OpenCV.
+
+    Built at 1/step resolution and resized: the map is affine inside each triangle, so this changes it
+    only along triangle edges (sub-pixel) for ~step^2 less work."""
+    ids = triangle_ids_cpu(layout_, size, step)
+    coefficients = affine_coefficients(layout_.dst, layout_.src)
+    small = map_from_ids(ids, coefficients, step)
+    full = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR) if step > 1 else small
+    area = area_from_ids(ids, coefficients, layout_.orientation)
+    if step > 1:
+        area = cv2.resize(area, (size, size), interpolation=cv2.INTER_NEAREST)
+    return full, area
+
+
+def sample(image: np.ndarray, map_xy: np.ndarray) -> np.ndarray:
+    return cv2.remap(image, map_xy[..., 0], map_xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def sampling_maps_torch(layouts: list[Layout], size: int, device: str = "cpu", step: int = 2,
+                        chunk: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same maps for a whole batch in one batched computation: (B, size, size, 2) and (B, size, size).
+
+    Each pixel takes the nearest covering triangle (smallest depth key), which is what painting far to near
+    gives on the CPU path; only pixels exactly on triangle edges may pick the other neighbour."""
+    import torch.nn.functional as F
+
+    count = max(len(item.depth) for item in layouts)
+    dst = torch.zeros(len(layouts), count, 3, 2, device=device)
+    src = torch.zeros_like(dst)
+    depth = torch.full((len(layouts), count), float("inf"), device=device, dtype=torch.float64)
+    orientation = torch.ones(len(layouts), count, device=device)
+    for b, item in enumerate(layouts):  # gathering the inputs; the rasterising below is batched
+        n = len(item.depth)
+        dst[b, :n], src[b, :n] = torch.from_numpy(item.dst), torch.from_numpy(item.src)
+        depth[b, :n], orientation[b, :n] = torch.from_numpy(item.depth), torch.from_numpy(item.orientation)
+    small = -(-size // step)
+    axis = torch.arange(small, device=device, dtype=torch.float32) * step + (step - 1) / 2
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+    pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)  # (P, 2)
+    best_depth = torch.full((len(layouts), pixels.shape[0]), float("inf"), device=device, dtype=torch.float64)
+    best_id = torch.zeros(len(layouts), pixels.shape[0], dtype=torch.long, device=device)
+    for start in range(0, count, chunk):
+        corners = dst[:, start:start + chunk]  # (B, C, 3, 2)
+        inside = _inside_triangles(corners, pixels)  # (B, C, P)
+        key = torch.where(inside, depth[:, start:start + chunk, None], torch.tensor(float("inf"), device=device,
+                                                                                     dtype=torch.float64))
+        chunk_depth, chunk_index = key.min(dim=1)
+        better = chunk_depth < best_depth
+        best_depth = torch.where(better, chunk_depth, best_depth)
+        best_id = torch.where(better, chunk_index + start + 1, best_id)
+    best_id[~torch.isfinite(best_depth)] = 0
+    coefficients = _affine_coefficients_torch(dst, src)  # (B, N, 3, 2)
+    identity = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], device=device).expand(len(layouts), 1, 3, 2)
+    table = torch.cat([identity, coefficients], dim=1)  # id 0 = uncovered: the photo stays put
+    chosen = torch.gather(table, 1, best_id[..., None, None].expand(-1, -1, 3, 2))  # (B, P, 3, 2)
+    homogeneous = torch.cat([pixels, torch.ones_like(pixels[:, :1])], dim=-1)  # (P, 3)
+    map_small = (homogeneous[None, :, :, None] * chosen).sum(dim=2).reshape(len(layouts), small, small, 2)
+    linear = coefficients[:, :, :2, :]
+    determinant = (linear[..., 0, 0] * linear[..., 1, 1] - linear[..., 0, 1] * linear[..., 1, 0]) * orientation
+    area_table = torch.cat([torch.ones(len(layouts), 1, device=device), determinant], dim=1)
+    area_small = torch.gather(area_table, 1, best_id).reshape(len(layouts), 1, small, small)
+    if step == 1:
+        return map_small, area_small[:, 0]
+    full = F.interpolate(map_small.permute(0, 3, 1, 2), size=(size, size), mode="bilinear", align_corners=False)
+    area = F.interpolate(area_small, size=(size, size), mode="nearest")
+    return full.permute(0, 2, 3, 1), area[:, 0]
+
+
+def _inside_triangles(corners: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """(B, C, 3, 2) triangles, (P, 2) points -> (B, C, P) inside or on an edge (either winding)."""
+    a, b, c = corners[:, :, None, 0], corners[:, :, None, 1], corners[:, :, None, 2]
+    p = pixels[None, None]
+
+    def edge(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return (v[..., 0] - u[..., 0]) * (p[..., 1] - u[..., 1]) - (v[..., 1] - u[..., 1]) * (p[..., 0] - u[..., 0])
+
+    e0, e1, e2 = edge(a, b), edge(b, c), edge(c, a)
+    return ((e0 >= 0) & (e1 >= 0) & (e2 >= 0)) | ((e0 <= 0) & (e1 <= 0) & (e2 <= 0))
+
+
+def _affine_coefficients_torch(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    homogeneous = torch.cat([dst, torch.ones_like(dst[..., :1])], dim=-1).double()
+    degenerate = torch.linalg.det(homogeneous).abs() < 1e-9
+    homogeneous = torch.where(degenerate[..., None, None], torch.eye(3, dtype=torch.float64, device=dst.device),
+                              homogeneous)
+    return (torch.linalg.inv(homogeneous) @ src.double()).float()
+
+
+def sample_torch(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) float images sampled at (B, S, S, 2) pixel coordinates (bilinear, edges replicated)."""
+    import torch.nn.functional as F
+
+    size = torch.tensor([images.shape[-1], images.shape[-2]], device=maps.device, dtype=maps.dtype)
+    grid = (2 * maps + 1) / size - 1  # pixel centres -> align_corners=False normalised coordinates
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)

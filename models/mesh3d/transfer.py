@@ -1,0 +1,123 @@
+"""3-D landmark transformer: the driver's head motion and expression, moved onto the target's own mesh.
+
+MarioNETte's landmark-transformer idea, in 3-D:
+1. head pose: the driver's current mesh vs their calibrated neutral mesh, by weighted Procrustes on the
+   canonical model's stable vertices (rotation incl. yaw and pitch, scale, translation);
+2. expression: the current mesh brought back into the neutral's pose, minus the neutral, expressed in
+   the canonical head frame and rescaled per axis from the driver's face proportions to the target's
+   (a wide driver face must not widen the target), then put into the target's head frame;
+3. eyes: each eye's opening is transferred as a ratio of the driver's own rest opening, so a closed
+   driver eye closes the target's eye whatever the two eye sizes are;
+4. the target's expressive mesh is rotated and scaled by the driver's relative pose about its own
+   centre and shifted by the driver's (rescaled) translation; projection is orthographic.
+
+All meshes are (468, 3) FaceMesh points in image axes (x right, y down, z away from the camera), pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.facemesh.canonical import canonical_face
+from models.mesh3d.pose import Pose, procrustes
+
+# Eyelid vertex pairs (upper, lower), outer corner to inner corner, for the subject's right and left eye.
+RIGHT_EYE_UPPER = (246, 161, 160, 159, 158, 157, 173)
+RIGHT_EYE_LOWER = (7, 163, 144, 145, 153, 154, 155)
+LEFT_EYE_UPPER = (466, 388, 387, 386, 385, 384, 398)
+LEFT_EYE_LOWER = (249, 390, 373, 374, 380, 381, 382)
+EYELIDS = ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER), (LEFT_EYE_UPPER, LEFT_EYE_LOWER))
+IMAGE_AXES = np.array([1.0, -1.0, -1.0], np.float32)  # canonical (y up, z to the camera) -> image axes
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    scale_range: tuple[float, float] = (0.8, 1.25)  # head scale relative to the neutral face
+    max_translation: float = 0.15  # of the output size: the face stays in frame
+    max_eye_opening: float = 1.2  # eye opening vs the target's rest: its photo cannot show more eyeball
+    output_size: int = 256
+
+
+@dataclass(frozen=True)
+class HeadMotion:
+    """The driver's head motion, to apply to anything that moves with the head (hair, ears)."""
+
+    rotation: np.ndarray  # (3, 3) in image axes
+    scale: float
+    pivot: np.ndarray  # (3,) the target's head centre, target pixels
+    shift: np.ndarray  # (3,) translation in target pixels
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return (points - self.pivot) @ self.rotation.T * self.scale + self.pivot + self.shift
+
+
+@dataclass(frozen=True)
+class DrivenMesh:
+    points: np.ndarray  # (468, 3) the target's mesh with the driver's expression and pose, target pixels
+    motion: HeadMotion
+
+
+@functools.cache
+def _canonical_image_axes() -> tuple[np.ndarray, np.ndarray]:
+    face = canonical_face()
+    return face.vertices * IMAGE_AXES, face.procrustes_weight_vector()
+
+
+def head_frame(mesh: np.ndarray) -> Pose:
+    """The similarity from the canonical face (image axes, cm) to this mesh."""
+    canonical, weights = _canonical_image_axes()
+    return procrustes(canonical, mesh, weights)
+
+
+def _extent(mesh: np.ndarray, frame: Pose) -> np.ndarray:
+    """Face width, height and depth in the canonical head frame (robust 2-98 % range)."""
+    local = frame.invert(mesh)
+    low, high = np.percentile(local, [2, 98], axis=0)
+    return np.maximum(high - low, 1e-3)
+
+
+class MeshTransfer:
+    """Drives one target mesh; build once per target (it caches the target's head frame)."""
+
+    def __init__(self, target: np.ndarray, config: TransferConfig = TransferConfig()) -> None:
+        self.config = config
+        self.target = np.asarray(target, np.float64)
+        self.target_frame = head_frame(self.target)
+        self.target_extent = _extent(self.target, self.target_frame)
+        _, self.weights = _canonical_image_axes()
+
+    def drive(self, current: np.ndarray, neutral: np.ndarray) -> DrivenMesh:
+        current, neutral = np.asarray(current, np.float64), np.asarray(neutral, np.float64)
+        relative = procrustes(neutral, current, self.weights)
+        in_neutral_pose = relative.invert(current)
+        neutral_frame = head_frame(neutral)
+        # Expression offsets: driver pixels -> canonical units -> per-axis target proportions -> target pixels.
+        delta = (in_neutral_pose - neutral) @ neutral_frame.rotation / neutral_frame.scale
+        delta *= self.target_extent / _extent(neutral, neutral_frame)
+        expressive = self.target + delta @ self.target_frame.rotation.T * self.target_frame.scale
+        self._open_eyes_like(expressive, in_neutral_pose, neutral)
+
+        scale = float(np.clip(relative.scale, *self.config.scale_range))
+        pivot = self.target_frame.centre_b
+        ratio = self.target_frame.scale / neutral_frame.scale
+        shift = (relative.centre_b - relative.centre_a) * ratio
+        limit = self.config.max_translation * self.config.output_size
+        shift[:2] = np.clip(shift[:2], -limit, limit)
+        shift[2] = 0.0
+        motion = HeadMotion(relative.rotation, scale, pivot, shift)
+        return DrivenMesh(motion.apply(expressive).astype(np.float32), motion)
+
+    def _open_eyes_like(self, expressive: np.ndarray, driver: np.ndarray, neutral: np.ndarray) -> None:
+        """In place: each target eye opens by the driver's opening ratio (lids about their own middle line)."""
+        for upper, lower in EYELIDS:
+            up, low = list(upper), list(lower)
+            rest_gap = np.linalg.norm(neutral[up] - neutral[low], axis=1).mean()
+            gap = np.linalg.norm(driver[up] - driver[low], axis=1).mean()
+            ratio = float(np.clip(gap / max(rest_gap, 1e-6), 0.0, self.config.max_eye_opening))
+            middle = (expressive[up] + expressive[low]) / 2
+            half = (self.target[up] - self.target[low]) / 2  # the target's own lid gap at rest
+            expressive[up] = middle + ratio * half
+            expressive[low] = middle - ratio * half
