@@ -3,6 +3,9 @@
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
+// The status channel's protocol, as rtc/messages.py defines it for the server.
+const CHANNEL_LABEL = "status";
+const MESSAGE = { PING: "ping", STATUS: "status", ROSTER: "roster" };
 // Deployment settings from config.js (ICE/TURN servers); none by default, see DESIGN §7.
 const config = { iceServers: [], ...(window.MARIONETTE_CONFIG || {}) };
 
@@ -136,8 +139,8 @@ function cameraErrorText(error) {
 function onStatus(message) {
   let data;
   try { data = JSON.parse(message.data); } catch (_) { return; }
-  if (data.type === "roster") { showRoster(data); return; }
-  if (data.type === "status") {
+  if (data.type === MESSAGE.ROSTER) { showRoster(data); return; }
+  if (data.type === MESSAGE.STATUS) {
     state.lastStatus = data;
     $("noface").classList.toggle("hidden", data.face_found);
     if (state.connected) setBadge(data.face_found ? "live" : "warn", data.face_found ? "live" : "no face found");
@@ -167,7 +170,7 @@ async function start() {
 
   const pc = new RTCPeerConnection({ iceServers: config.iceServers });
   state.pc = pc;
-  const channel = pc.createDataChannel("status");  // before the offer, so the offer negotiates SCTP
+  const channel = pc.createDataChannel(CHANNEL_LABEL);  // before the offer, so the offer negotiates SCTP
   state.channel = channel;
   channel.onmessage = onStatus;
   channel.onclose = () => {
@@ -178,7 +181,7 @@ async function start() {
     if (state.pc !== pc) return;  // hung up meanwhile
     // The ping is also the server's heartbeat: a silent session is closed after ~10 s.
     pingTimer = setInterval(() => {
-      if (channel.readyState === "open") channel.send(JSON.stringify({ type: "ping", t: performance.now() }));
+      if (channel.readyState === "open") channel.send(JSON.stringify({ type: MESSAGE.PING, t: performance.now() }));
     }, 1000);
   };
   const own = pc.addTransceiver(state.stream.getVideoTracks()[0], { direction: "sendrecv" });

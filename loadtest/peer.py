@@ -21,6 +21,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from rtc import messages
 from server import frame_tag
 from server.rtc_tuning import install_low_latency_jitter_buffer
 
@@ -149,13 +150,13 @@ class SyntheticPeer:
     async def connect(self) -> None:
         started = time.perf_counter()
         self._http = aiohttp.ClientSession()
-        channel = self._pc.createDataChannel("status")
+        channel = self._pc.createDataChannel(messages.CHANNEL_LABEL)
 
         @channel.on("message")
         def on_message(message: str) -> None:
             with contextlib.suppress(ValueError, TypeError):
                 data = json.loads(message)
-                if data.get("type") == "roster":
+                if data.get("type") == messages.ROSTER:
                     self.stats.roster = data
                 else:
                     self.stats.statuses.append(data)

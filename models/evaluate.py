@@ -20,11 +20,10 @@ Writes report.json, report.md and samples.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
@@ -38,21 +37,28 @@ from models.assets import gallery
 from models.face_metrics import cosine_similarity, face_embedding
 from models.landmarks import detect_landmarks, face_size
 from models.machine_info import machine_info
-from models.pipeline import GENERATORS, LANDMARK_SOURCES, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
+from models.pipeline import GENERATORS, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
 from models.prepare import find_videos
+from options import MISSING, OptionParser, new_parser, option, section
 
 EMBED_EVERY = 4  # embeddings cost ~120 ms: every 4th frame is plenty for a mean
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    videos: tuple[Path, ...]
-    out: Path
-    generators: tuple[str, ...] = ("warp", "still")
-    weights: str | None = None
-    size: int = 256
-    max_frames: int = 120
-    landmarks: str = "mesh"  # how the pipeline tracks the driver (the metrics' reference is always dlib)
+# Passthrough shows the driver itself: nothing to evaluate.
+EVALUATED = tuple(name for name in GENERATORS if name != "passthrough")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig(PipelineConfig):
+    """The pipeline options (driver landmarks, transformer, ...) apply to every generator under test; the
+    metrics' own reference landmarks are always dlib's. --weights goes to marionette only."""
+
+    videos: tuple[Path, ...] = option(MISSING, "held-out video file or folder of videos (repeat)", flag="--data",
+                                      repeat=True)
+    out: Path = option(MISSING, "report directory")
+    generators: tuple[str, ...] = option(("warp", "still"), "comma-separated generators to evaluate",
+                                         choices=EVALUATED)
+    max_frames: int = option(120, "frames per clip", low=1)
 
 
 @dataclass
@@ -141,9 +147,8 @@ def evaluate(config: EvalConfig) -> dict:
                     "max_frames": config.max_frames, "generators": {}}
     strips: dict[str, list[np.ndarray]] = {}
     for name in config.generators:
-        pipeline = ReenactmentPipeline(PipelineConfig(generator=name, output_size=config.size,
-                                                      weights=config.weights if name == "marionette" else None,
-                                                      landmarks=config.landmarks))
+        pipeline = ReenactmentPipeline(section(config, PipelineConfig, generator=name,
+                                               weights=config.weights if name == "marionette" else None))
         per_mode = {"self": _Scores(), "cross": _Scores()}
         samples: list[np.ndarray] = []
         for index, clip in enumerate(tqdm(clips, desc=name, unit="clip")):
@@ -190,32 +195,17 @@ def held_out_videos(paths: list[Path]) -> tuple[Path, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, action="append", required=True,
-                        help="held-out video file or folder of videos (repeat)")
-    parser.add_argument("--out", type=Path, required=True, help="report directory")
-    parser.add_argument("--generators", default="warp,still", help=f"comma-separated, from {', '.join(GENERATORS)}")
-    parser.add_argument("--weights", default=None, help="marionette weights (default: untrained)")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--max-frames", type=int, default=120)
-    parser.add_argument("--landmarks", choices=LANDMARK_SOURCES, default="mesh",
-                        help="driver landmarks of the pipeline under test (the metrics always use dlib)")
-    args = parser.parse_args(argv)
-    generators = tuple(g.strip() for g in args.generators.split(",") if g.strip())
-    unknown = [g for g in generators if g not in GENERATORS or g == "passthrough"]
-    if unknown:
-        parser.error(f"unknown or unsuitable generators: {', '.join(unknown)}")
-    missing = [str(path) for path in args.data if not path.exists()]
+    parser = OptionParser(new_parser("python -m models.evaluate", __doc__), EvalConfig, exclude={"generator"})
+    config = parser.parse(argv)
+    missing = [str(path) for path in config.videos if not path.exists()]
     if missing:
-        parser.error(f"no such file or folder: {', '.join(missing)}")
-    videos = held_out_videos(args.data)
+        parser.parser.error(f"no such file or folder: {', '.join(missing)}")
+    videos = held_out_videos(list(config.videos))
     if not videos:
-        parser.error(f"no videos found in {', '.join(map(str, args.data))}")
-    report = evaluate(EvalConfig(videos, args.out, generators, args.weights, args.size, args.max_frames,
-                                 args.landmarks))
+        parser.parser.error(f"no videos found in {', '.join(map(str, config.videos))}")
+    report = evaluate(replace(config, videos=videos))
     print(markdown(report))
-    print(f"report: {args.out / 'report.json'}, {args.out / 'report.md'}, {args.out / 'samples.png'}")
+    print(f"report: {config.out / 'report.json'}, {config.out / 'report.md'}, {config.out / 'samples.png'}")
     return 0
 
 

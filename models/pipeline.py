@@ -2,7 +2,7 @@
 
 CONTRACT (the server depends on exactly this; keep it stable):
 
-    pipeline = ReenactmentPipeline(PipelineConfig(generator="warp", output_size=256))
+    pipeline = ReenactmentPipeline(PipelineConfig(generator="warp", output_size=256))  # options: models.config
     target = pipeline.prepare_target([rgb_photo, ...])   # raises NoFaceError; largest face used
     driver = pipeline.new_driver()                        # per-session mutable state
     pipeline.request_calibration(driver)                  # next frame with a face sets neutral
@@ -25,8 +25,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models.align import align_face
+from models.config import (
+    LANDMARK_RUNTIMES,
+    LANDMARK_SOURCES,
+    TRANSFORMERS,
+    GeneratorSettings,
+    LandmarkSettings,
+    TransformerSettings,
+    resolve_device,
+)
 from models.generators import GENERATOR_NAMES, generator_class
-from models.generators.base import GenerateRequest, GeneratorSettings
+from models.generators.base import GenerateRequest
 from models.landmarks import (
     FaceTracker,
     LandmarkTracker,
@@ -38,33 +47,27 @@ from models.landmarks import (
 )
 from models.smoothing import OneEuroFilter
 from models.transformer import LandmarkTransformer, TransformerConfig
+from options import option, section
 
 if TYPE_CHECKING:  # the mesh tracker needs torch; the dlib path does not import it
     from models.facemesh.tracker import MeshLandmarkStage, MeshTrackState
 
 GENERATORS = GENERATOR_NAMES
 log = logging.getLogger(__name__)
-LANDMARK_SOURCES = ("mesh", "dlib")
-LANDMARK_RUNTIMES = ("torch", "onnx")
+__all__ = ["GENERATORS", "LANDMARK_RUNTIMES", "LANDMARK_SOURCES", "TRANSFORMERS", "FrameJob", "NoFaceError",
+           "PipelineConfig", "ReenactmentPipeline"]
 
 
 class NoFaceError(ValueError):
     """Raised by prepare_target when a photo has no detectable face."""
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
-    generator: str = "warp"
-    output_size: int = 256
-    detect_every: int = 10  # full face detection every N frames; tracked in between
-    device: str = "cpu"
-    weights: str | None = None  # neural generators: trained weights file (None = untrained)
-    network: str = "lite"  # neural generators: lite | base | paper
-    runtime: str = "torch"  # neural generators: torch | onnx
-    transformer: str = "v0"  # landmark transformer: v0 | pca | regressor
-    expression_model: str | None = None  # .npz from models.marionette.fit_landmarks (pca, regressor)
-    landmarks: str = "mesh"  # driver landmarks: mesh (BlazeFace + FaceMesh, batched) | dlib (HOG + shape predictor)
-    landmark_runtime: str = "torch"  # mesh landmarks: torch | onnx (on `device`)
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig(TransformerSettings, LandmarkSettings, GeneratorSettings):
+    """Every stage's section (models.config) and the choice of generator; the server, models.reenact and
+    evaluation.evaluate all take these options."""
+
+    generator: str = option("warp", "reenactment generator", choices=GENERATOR_NAMES)
 
 
 @dataclass
@@ -113,16 +116,10 @@ class ReenactmentPipeline:
     """Landmarks -> landmark transformer -> generator, over a batch of frames from many sessions."""
 
     def __init__(self, config: PipelineConfig) -> None:
-        self.config = config
-        self.generator = generator_class(config.generator)(GeneratorSettings(
-            output_size=config.output_size, device=config.device, weights=config.weights, network=config.network,
-            runtime=config.runtime))
+        # Only the pipeline's own options (a caller may pass a larger config, e.g. the server's), device resolved.
+        self.config = config = section(config, PipelineConfig, device=resolve_device(config.device))
+        self.generator = generator_class(config.generator)(section(config, GeneratorSettings))
         self.transformer = build_transformer(config)
-        if config.landmarks not in LANDMARK_SOURCES:
-            raise ValueError(f"unknown landmarks {config.landmarks!r}; choose from {', '.join(LANDMARK_SOURCES)}")
-        if config.landmark_runtime not in LANDMARK_RUNTIMES:
-            raise ValueError(f"unknown landmark runtime {config.landmark_runtime!r}; "
-                             f"choose from {', '.join(LANDMARK_RUNTIMES)}")
         self._mesh_stage: MeshLandmarkStage | None = None
 
     def prepare_target(self, photos: list[np.ndarray]) -> TargetFace:
@@ -261,10 +258,7 @@ def _new_mesh_state() -> MeshTrackState:
     return MeshTrackState()
 
 
-TRANSFORMERS = ("v0", "pca", "regressor")
-
-
-def build_transformer(config: PipelineConfig) -> LandmarkTransformer:
+def build_transformer(config: TransformerSettings) -> LandmarkTransformer:
     settings = TransformerConfig(output_size=config.output_size)
     if config.transformer == "v0":
         return LandmarkTransformer(settings)
@@ -274,10 +268,6 @@ def build_transformer(config: PipelineConfig) -> LandmarkTransformer:
         RegressorLandmarkTransformer,
     )
 
-    if config.transformer not in TRANSFORMERS:
-        raise ValueError(f"unknown landmark transformer {config.transformer!r}; choose from {', '.join(TRANSFORMERS)}")
-    if not config.expression_model:
-        raise ValueError(f"the {config.transformer} landmark transformer needs an expression model (.npz)")
     model = ExpressionModel.load(Path(config.expression_model))
     if config.transformer == "pca":
         return PCALandmarkTransformer(settings, model)

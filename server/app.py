@@ -5,14 +5,15 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from models.pipeline import PipelineConfig, ReenactmentPipeline
+import options
+from models.config import MAX_SIZE, MIN_SIZE, resolve_device
+from models.pipeline import ReenactmentPipeline
 from server import metrics
 from server.batcher import BatcherConfig, FrameBatcher
 from server.config import ServerConfig
@@ -26,7 +27,6 @@ from server.targets import TargetStore
 
 log = logging.getLogger(__name__)
 WEB_ROOT = Path(__file__).resolve().parent.parent / "client_web"
-MIN_SIZE, MAX_SIZE = 64, 1024
 
 CONFIG = web.AppKey("config", ServerConfig)
 REGISTRY = web.AppKey("registry", SessionRegistry)
@@ -191,15 +191,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def server_info(request: web.Request) -> web.Response:
+    """Every option but the private ones (options.info), with the device `auto` resolved to."""
     config = request.app[CONFIG]
-    return web.json_response({
-        "generator": config.generator, "device": resolve_device(config.device), "output_size": config.output_size,
-        "max_sessions": config.max_sessions, "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms,
-        "detect_every": config.detect_every, "room_size": config.room_size, "network": config.network,
-        "runtime": config.runtime, "transformer": config.transformer, "landmarks": config.landmarks,
-        "landmark_runtime": config.landmark_runtime,
-        "weights": os.path.basename(config.weights) if config.weights else None,
-    })
+    return web.json_response({**options.info(config), "device": resolve_device(config.device)})
 
 
 async def prometheus_metrics(request: web.Request) -> web.Response:
@@ -210,24 +204,9 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_ROOT / "index.html")
 
 
-def resolve_device(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    try:
-        import torch  # optional: only the neural stages need it
-    except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def build_app(config: ServerConfig) -> web.Application:
     install_low_latency_jitter_buffer()
-    device = resolve_device(config.device)
-    pipeline = ReenactmentPipeline(PipelineConfig(
-        generator=config.generator, output_size=config.output_size, detect_every=config.detect_every,
-        device=device, weights=config.weights or None, network=config.network, runtime=config.runtime,
-        transformer=config.transformer, expression_model=config.expression_model or None,
-        landmarks=config.landmarks, landmark_runtime=config.landmark_runtime))
+    pipeline = ReenactmentPipeline(config)  # it takes its own options out of the server's
     # One model thread: the batcher and target preparation share it, so the model never runs twice at once.
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
     batcher = FrameBatcher(pipeline, BatcherConfig(config.max_batch, config.max_wait_ms), executor)

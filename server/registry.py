@@ -13,6 +13,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from models.pipeline import ReenactmentPipeline
+from rtc import messages
 from server import metrics
 from server.batcher import FrameBatcher
 from server.config import ServerConfig
@@ -107,8 +108,8 @@ class SessionRegistry:
                     data = json.loads(message)
                 except (TypeError, ValueError):
                     return
-                if isinstance(data, dict) and data.get("type") == "ping":
-                    channel.send(json.dumps({"type": "pong", "t": data.get("t")}))
+                if isinstance(data, dict) and data.get("type") == messages.PING:
+                    channel.send(json.dumps({"type": messages.PONG, "t": data.get("t")}))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from rtc import messages
 from server import metrics
 from server.errors import ApiError
 from server.session import AvatarTrack, Session
@@ -134,7 +135,7 @@ class Room:
     def roster_for(self, viewer: Participant) -> dict:
         tile_of = {shown: mid for mid, shown in viewer.showing.items()}
         return {
-            "type": "roster", "room_id": self.id, "you": viewer.id,
+            "type": messages.ROSTER, "room_id": self.id, "you": viewer.id,
             "participants": [{"id": p.id, "name": p.name, "target": p.session.target.id, "mid": tile_of.get(p.id)}
                              for p in self.participants.values()],
         }

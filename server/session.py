@@ -15,6 +15,7 @@ import av
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 
 from models.pipeline import DriverState, TargetFace
+from rtc import messages
 from server.slots import LatestFrameSlot, OutputSlot
 
 
@@ -113,7 +114,7 @@ class Session:
 
     def status(self) -> dict:
         return {
-            "type": "status",
+            "type": messages.STATUS,
             "session_id": self.id,
             "face_found": self.face_found,
             "fps_out": round(self.fps_out(), 1),

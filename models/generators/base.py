@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.config import GeneratorSettings  # declared with the other pipeline options
+
 
 @dataclass
 class GenerateRequest:
@@ -17,15 +19,6 @@ class GenerateRequest:
     cache: dict  # what prepare() returned for this target
     driven: np.ndarray | None  # (68, 2) in output pixels; None for generators that need no landmarks
     driver_frame: np.ndarray  # the raw driver frame (only passthrough looks at it)
-
-
-@dataclass(frozen=True)
-class GeneratorSettings:
-    output_size: int = 256
-    device: str = "cpu"
-    weights: str | None = None  # trained weights (neural generators); None = untrained
-    network: str = "lite"  # neural network config: lite | base | paper
-    runtime: str = "torch"  # torch | onnx
 
 
 class Generator(ABC):

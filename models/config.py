@@ -1,0 +1,82 @@
+"""The live pipeline's options, one section per stage.
+
+Each field here is the single declaration of an option: its type, default and help become the command-line
+flag (`python -m server`, `models.reenact`, `evaluation.evaluate`), the server's MARIONETTE_<FIELD> variable,
+the checks, and the server's /api/info entry. `PipelineConfig` (models.pipeline) is all sections together;
+each stage is handed its own section (`options.section`). A new generator option is one field in
+`GeneratorSettings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+from models.marionette.config import CONFIGS
+from options import OptionError, Options, option
+
+Device = Literal["auto", "cpu", "cuda"]
+ModelRuntime = Literal["torch", "onnx"]
+LandmarkSource = Literal["mesh", "dlib"]
+TransformerName = Literal["v0", "pca", "regressor"]
+LANDMARK_SOURCES: tuple[str, ...] = get_args(LandmarkSource)
+LANDMARK_RUNTIMES: tuple[str, ...] = get_args(ModelRuntime)
+TRANSFORMERS: tuple[str, ...] = get_args(TransformerName)
+MIN_SIZE, MAX_SIZE = 64, 1024  # avatar sizes, in pixels
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings(Options):
+    """What every stage needs to know."""
+
+    output_size: int = option(256, "avatar size in pixels (square; a server session may ask for another)",
+                              low=MIN_SIZE, high=MAX_SIZE, even=True, aliases=("--size",))
+    device: Device = option("cpu", "where the models run: auto picks cuda when available")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeneratorSettings(RunSettings):
+    """What a generator is built with (models.generators)."""
+
+    weights: Path | None = option(None, "trained weights file for --generator marionette; none: untrained weights",
+                                  existing=True)
+    network: str = option("lite", "network config for --generator marionette", choices=tuple(CONFIGS))
+    runtime: ModelRuntime = option("torch", "inference runtime for --generator marionette (onnx = onnxruntime)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LandmarkSettings(RunSettings):
+    """The driver landmark stage."""
+
+    landmarks: LandmarkSource = option(
+        "mesh", "driver landmarks: mesh (BlazeFace + FaceMesh, one batched call for all sessions; GPU when "
+        "--device is cuda) or dlib (HOG + shape predictor per session, CPU only)")
+    landmark_runtime: ModelRuntime = option("torch", "inference runtime for --landmarks mesh (onnx = onnxruntime)")
+    detect_every: int = option(10, "run full face detection every N frames, track in between", low=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformerSettings(RunSettings):
+    """The landmark transformer (driver motion onto the target's landmarks)."""
+
+    transformer: TransformerName = option(
+        "v0", "landmark transformer: v0 (geometric), pca or regressor (need --expression-model)")
+    expression_model: Path | None = option(
+        None, "expression model .npz from python -m models.marionette.fit_landmarks", existing=True)
+
+    def rules(self) -> None:
+        if self.transformer != "v0" and self.expression_model is None:
+            raise OptionError("transformer", f"{self.transformer} needs --expression-model (the {self.transformer} "
+                                             "landmark transformer needs an expression model .npz)")
+
+
+def resolve_device(requested: str) -> str:
+    """The device `requested` means on this machine ("auto": cuda when torch sees one, else cpu)."""
+    if requested != "auto":
+        return requested
+    try:
+        import torch  # optional: only the neural stages need it
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"

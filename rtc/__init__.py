@@ -1,0 +1,1 @@
+"""WebRTC helpers shared by the server and the synthetic callers of the load tester."""
