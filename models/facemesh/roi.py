@@ -84,11 +84,11 @@ def _sampling_grid(roi: Roi, height: int, width: int) -> torch.Tensor:
     return torch.cat([linear, shift[..., None]], dim=2)
 
 
-def crop(frames: list[torch.Tensor], frame_index: list[int], roi: Roi) -> torch.Tensor:
-    """Crop ROI i from frames[frame_index[i]] -> (N, 3, 192, 192) float 0..255 (zeros outside the frame).
+def crop(frames: list[torch.Tensor], frame_index: list[int], roi: Roi, side: int = MESH_SIZE) -> torch.Tensor:
+    """Crop ROI i from frames[frame_index[i]] -> (N, 3, side, side) float 0..255 (zeros outside the frame).
 
     frames are (3, H, W) device tensors; frames of one size share one grid_sample call."""
-    out = torch.zeros(len(roi), 3, MESH_SIZE, MESH_SIZE, device=roi.size.device)
+    out = torch.zeros(len(roi), 3, side, side, device=roi.size.device)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, frame in enumerate(frame_index):
         groups.setdefault(tuple(frames[frame].shape[1:]), []).append(i)
@@ -96,20 +96,20 @@ def crop(frames: list[torch.Tensor], frame_index: list[int], roi: Roi) -> torch.
         index = torch.tensor(members, device=out.device)
         source = torch.stack([frames[frame_index[i]] for i in members]).float()
         theta = _sampling_grid(Roi(roi.centre[index], roi.size[index], roi.angle[index]), height, width)
-        grid = F.affine_grid(theta, [len(members), 3, MESH_SIZE, MESH_SIZE], align_corners=False)
+        grid = F.affine_grid(theta, [len(members), 3, side, side], align_corners=False)
         out[index] = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out
 
 
-def to_frame(points: torch.Tensor, roi: Roi) -> torch.Tensor:
-    """Mesh output (N, P, 3) in crop pixels -> frame pixels; z is scaled like x and y."""
-    scale = roi.size / MESH_SIZE
-    xy = (points[..., :2] - MESH_SIZE / 2) * scale[:, None, None]
+def to_frame(points: torch.Tensor, roi: Roi, side: int = MESH_SIZE) -> torch.Tensor:
+    """Network output (N, P, 3) in pixels of a side x side crop -> frame pixels; z is scaled like x and y."""
+    scale = roi.size / side
+    xy = (points[..., :2] - side / 2) * scale[:, None, None]
     xy = xy @ roi.rotation().transpose(1, 2) + roi.centre[:, None]
     return torch.cat([xy, points[..., 2:] * scale[:, None, None]], dim=-1)
 
 
-def to_crop(points: torch.Tensor, roi: Roi) -> torch.Tensor:
+def to_crop(points: torch.Tensor, roi: Roi, side: int = MESH_SIZE) -> torch.Tensor:
     """The inverse of to_frame for (N, P, 2) frame points -> crop pixels."""
     local = (points - roi.centre[:, None]) @ roi.rotation()
-    return local / (roi.size / MESH_SIZE)[:, None, None] + MESH_SIZE / 2
+    return local / (roi.size / side)[:, None, None] + side / 2

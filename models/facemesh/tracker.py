@@ -3,7 +3,9 @@
 Each stream keeps a `MeshTrackState`. A stream is tracked from its previous frame's 468 points (the ROI
 follows the face, as in MediaPipe); it is detected when it is new, was lost, or every `detect_every`
 frames (to pick up a bigger face that walked in). FaceMesh's face-presence score decides when a face
-is lost. Landmarks are returned in the iBUG 68-point convention, as dlib gives them.
+is lost. With `refine_eyes`, both eyes of every face then go through MediaPipe's eye network in one more call,
+and its lid (and iris) points replace the mesh's eye region (models/facemesh/eyes.py). Landmarks are returned
+in the iBUG 68-point convention, as dlib gives them.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import numpy as np
 import torch
 
 from models.facemesh.detection import DetectionConfig, FaceDetector
+from models.facemesh.eyes import refine_mesh, run_eye_network
 from models.facemesh.mapping import to_ibug68
-from models.facemesh.networks import RuntimeConfig, detector_runner, mesh_runner
+from models.facemesh.networks import RuntimeConfig, detector_runner, eye_runner, mesh_runner
 from models.facemesh.roi import Roi, crop, roi_from_detection, roi_from_landmarks, to_frame
 
 
@@ -28,6 +31,7 @@ class MeshTrackerConfig:
     detect_every: int = 10  # re-detect a tracked face every N frames; lost and new faces detect at once
     presence_threshold: float = 0.5  # FaceMesh face-presence probability below this = face lost
     detection_threshold: float = 0.5  # BlazeFace score for a detection to count
+    refine_eyes: bool = True  # eyelids and irises from the eye network (FaceMesh alone barely sees blinks)
 
 
 @dataclass
@@ -36,6 +40,7 @@ class MeshTrackState:
 
     mesh: np.ndarray | None = None  # (468, 3) last points in frame pixels (x, y, z), None when lost
     landmarks: np.ndarray | None = None  # (68, 2) float32, the same face in the iBUG convention
+    iris: np.ndarray | None = None  # (2, 5, 2) float32 iris centre + 4 edge points, subject's right eye first
     frames_since_detect: int = 0
 
 
@@ -48,6 +53,7 @@ class MeshLandmarkStage:
         self.detector = FaceDetector(detector_runner(config.runtime),
                                      DetectionConfig(score_threshold=config.detection_threshold))
         self.mesh_net = mesh_runner(config.runtime)
+        self.eye_net = eye_runner(config.runtime) if config.refine_eyes else None
         # Compare logits, not probabilities: sigmoid saturates in float32 far from 0.
         self.presence_logit = float(np.log(config.presence_threshold / (1 - config.presence_threshold)))
 
@@ -124,7 +130,7 @@ class MeshLandmarkStage:
         order = list(detected) + tracked
         results: list[np.ndarray | None] = [None] * len(states)
         for i in set(range(len(states))) - set(order):  # lost and not found again
-            states[i].mesh = states[i].landmarks = None
+            states[i].mesh = states[i].landmarks = states[i].iris = None
         if not order:
             return results
         rois = list(detected.values())
@@ -133,20 +139,36 @@ class MeshLandmarkStage:
             rois.append(roi_from_landmarks(previous))
         roi = Roi.cat(rois)
         points, logits = self.mesh_net(crop(tensors, order, roi))
-        meshes = to_frame(points.to(self.device), roi).cpu().numpy()
-        present = (logits > self.presence_logit).tolist()
-        landmarks = to_ibug68(meshes).astype(np.float32)
+        meshes = to_frame(points.to(self.device), roi)
+        present = ((logits.to(self.device) > self.presence_logit) & meshes.isfinite().all(-1).all(-1)).tolist()
+        meshes, iris = self._refine_eyes(tensors, order, meshes, present)
+        landmarks = to_ibug68(meshes, refined_eyes=iris is not None).astype(np.float32)
         for row, index in enumerate(order):
             state = states[index]
-            if not present[row] or not np.isfinite(meshes[row]).all():
-                state.mesh = state.landmarks = None
+            if not present[row]:
+                state.mesh = state.landmarks = state.iris = None
                 continue
             if index not in searched:
                 state.frames_since_detect += 1
             state.mesh = meshes[row].astype(np.float32)
             state.landmarks = landmarks[row]
+            state.iris = iris[row] if iris is not None else None
             results[index] = landmarks[row]
         return results
+
+    def _refine_eyes(self, tensors: list[torch.Tensor], order: list[int], meshes: torch.Tensor,
+                     present: list[bool]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Meshes (N, 468, 3) with the eye network's eyelids, and irises (N, 2, 5, 2), for the present faces."""
+        rows = [row for row, keep in enumerate(present) if keep]
+        if self.eye_net is None or not rows:
+            return meshes.cpu().numpy(), None
+        index = torch.tensor(rows, device=meshes.device)
+        eyes, iris = run_eye_network(self.eye_net, tensors, [order[row] for row in rows], meshes[index])
+        meshes = meshes.clone()
+        meshes[index] = refine_mesh(meshes[index], eyes)
+        all_iris = torch.zeros(len(present), 2, iris.shape[2], 2, device=meshes.device)
+        all_iris[index] = iris[..., :2].to(all_iris.dtype)
+        return meshes.cpu().numpy(), all_iris.cpu().numpy().astype(np.float32)
 
 
 def _rounds(states: list[MeshTrackState]) -> list[list[int]]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.facemesh.eyes import LEFT_EYE_VERTICES, LID_POINTS, RIGHT_EYE_VERTICES
+from models.facemesh.mapping import IBUG68_EYES_FROM_REFINED_MESH as EYES
 from models.facemesh.mapping import IBUG68_FROM_MESH, IBUG_MIRROR, MESH_CONTOURS, to_ibug68
 from models.facemesh.networks import MESH_POINTS, MESH_SIZE
 from models.facemesh.reference import Sample, decode, inter_ocular, mesh_in_crops, point_errors, samples
@@ -119,3 +121,15 @@ def _point_segment_distance(points: np.ndarray, segments: np.ndarray) -> np.ndar
     t = ((points[:, :, None] - start) * direction).sum(-1) / np.maximum((direction**2).sum(-1), 1e-9)
     nearest = start + np.clip(t, 0, 1)[..., None] * direction
     return np.linalg.norm(points[:, :, None] - nearest, axis=-1).min(-1)
+
+
+def test_refined_eye_points_are_mirror_pairs_of_lid_vertices():
+    """With eye refinement dlib's eye points are lid vertices the eye network writes, mirrored across the eyes."""
+    assert set(EYES) == set(range(36, 48))
+    for point in range(36, 42):
+        position = RIGHT_EYE_VERTICES.index(EYES[point])
+        assert position < LID_POINTS and LEFT_EYE_VERTICES[position] == EYES[IBUG_MIRROR[point]]
+    mesh = np.random.default_rng(0).random((468, 2)).astype(np.float32)
+    refined, fitted = to_ibug68(mesh, refined_eyes=True), to_ibug68(mesh)
+    np.testing.assert_array_equal(refined[36:48], mesh[[EYES[k] for k in range(36, 48)]])
+    np.testing.assert_array_equal(np.delete(refined, np.s_[36:48], 0), np.delete(fitted, np.s_[36:48], 0))

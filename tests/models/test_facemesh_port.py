@@ -1,11 +1,13 @@
-"""The torch port of BlazeFace and FaceMesh against the reference TFLite interpreter, on real faces, batched.
+"""The torch port of BlazeFace, FaceMesh and the eye network against the reference TFLite interpreter, on real
+faces, batched.
 
 The interpreter runs one image at a time; the port runs the whole batch in one call, so a batch mix-up
 (wrong reshape, cross-talk between images) shows up as a mismatch too. Measured on these inputs (x86 CPU,
 torch 2.x, ai-edge-litert): FaceMesh points 6e-5 crop px, presence logits 3e-5; ONNX vs torch 1.4e-4 px.
 BlazeFace on anchors that can matter (logit > -5): logits 5e-6, box/keypoint regressors 2e-5 px. Far-off
 anchors carry garbage values up to ~3e4, where float32 rounding alone gives absolute errors ~1e-2, so those
-are compared relative to their size (measured 6e-4).
+are compared relative to their size (measured 6e-4). Eye network on 16 real eye crops (8 faces x 2 eyes, the left
+eye mirrored as the tracker feeds it): torch vs TFLite 2e-5 crop px (of 64); ONNX vs torch 5e-5 px.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from ai_edge_litert.interpreter import Interpreter
 from models.assets import tflite_model_path
 from models.facemesh.networks import (
     DETECTOR_SIZE,
+    EYE_SIZE,
     RuntimeConfig,
     as_pixels,
     detector_runner,
+    eye_net,
+    eye_runner,
     face_detector,
     face_mesh,
     mesh_runner,
 )
 from models.facemesh.reference import CropTransform, decode, dlib_face
+from models.facemesh.roi import Roi, crop
 
 MESH_TOLERANCE_PX = 1e-3  # crop pixels (192 across); 10x the worst measured, 1/1000 of a pixel
 LOGIT_TOLERANCE = 1e-3
@@ -47,6 +53,22 @@ def face_crops(frames) -> list[np.ndarray]:
         face = dlib_face(frame)
         assert face is not None
         crops.append(CropTransform.around(face[0]).cut(frame))
+    return crops
+
+
+@pytest.fixture(scope="module")
+def eye_crops(frames) -> list[np.ndarray]:
+    """64x64 crops of both eyes of each face, placed from dlib's eye corners; the left eye mirrored."""
+    crops = []
+    for frame in frames:
+        points = torch.from_numpy(dlib_face(frame)[1]).float()
+        for outer, inner, mirror in ((36, 39, False), (42, 45, True)):
+            start, end = points[outer], points[inner]
+            delta = end - start
+            roi = Roi(((start + end) / 2)[None], (delta.norm() * 2.3)[None], torch.atan2(delta[1], delta[0])[None])
+            pixels = crop([torch.from_numpy(frame).permute(2, 0, 1)], [0], roi, EYE_SIZE)[0]
+            image = pixels.flip(-1) if mirror else pixels
+            crops.append(image.permute(1, 2, 0).round().clamp(0, 255).numpy().astype(np.uint8))
     return crops
 
 
@@ -87,6 +109,12 @@ def detector_reference(detector_inputs) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([o[0][0] for o in outputs]), np.stack([o[1][0, :, 0] for o in outputs])
 
 
+@pytest.fixture(scope="module")
+def eye_reference(eye_crops) -> tuple[np.ndarray, np.ndarray]:
+    outputs = interpret("iris_landmark.tflite", eye_crops, 1 / 255, 0.0)
+    return np.stack([o[0].reshape(71, 3) for o in outputs]), np.stack([o[1].reshape(5, 3) for o in outputs])
+
+
 def test_inputs_are_faces(mesh_reference, detector_reference):
     """Guard: the comparison is on faces the reference itself recognises, not on noise."""
     assert (mesh_reference[1] > 0).all()
@@ -108,6 +136,30 @@ def test_mesh_onnx_matches_torch(face_crops, mesh_reference):
     assert np.abs(onnx_points.numpy() - torch_points.numpy()).max() < MESH_TOLERANCE_PX
     assert np.abs(onnx_logits.numpy() - torch_logits.numpy()).max() < LOGIT_TOLERANCE
     assert np.abs(onnx_points.numpy() - mesh_reference[0]).max() < MESH_TOLERANCE_PX
+
+
+def test_eye_inputs_are_eyes(eye_reference):
+    """Guard: on a real eye crop the reference puts the iris centre near the crop centre, between the corners."""
+    contours, iris = eye_reference
+    assert np.abs(iris[:, 0, :2] - EYE_SIZE / 2).max() < EYE_SIZE / 6
+    assert (contours[:, 0, 0] < iris[:, 0, 0]).all() and (iris[:, 0, 0] < contours[:, 8, 0]).all()
+
+
+@torch.inference_mode()
+def test_eye_network_torch_matches_tflite_in_one_batch(eye_crops, eye_reference):
+    contours, iris = eye_net()(as_pixels(eye_crops))
+    assert contours.shape == (len(eye_crops), 71, 3) and iris.shape == (len(eye_crops), 5, 3)
+    assert np.abs(contours.numpy() - eye_reference[0]).max() < MESH_TOLERANCE_PX
+    assert np.abs(iris.numpy() - eye_reference[1]).max() < MESH_TOLERANCE_PX
+
+
+def test_eye_network_onnx_matches_torch(eye_crops, eye_reference):
+    pixels = as_pixels(eye_crops)
+    onnx = eye_runner(RuntimeConfig(runtime="onnx"))(pixels)
+    ported = eye_runner(RuntimeConfig(runtime="torch"))(pixels)
+    for ours, theirs, reference in zip(onnx, ported, eye_reference, strict=True):
+        assert np.abs(ours.numpy() - theirs.numpy()).max() < MESH_TOLERANCE_PX
+        assert np.abs(ours.numpy() - reference).max() < MESH_TOLERANCE_PX
 
 
 def assert_detector_close(regressors: np.ndarray, logits: np.ndarray, reference: tuple[np.ndarray, np.ndarray]):
