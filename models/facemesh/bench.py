@@ -4,6 +4,8 @@
 - track: `MeshLandmarkStage.track` on B streams of a real 640x360 video in steady state (each stream tracked
   from its previous frame, BlazeFace every `detect_every` frames): crop + mesh + mapping, detection amortised.
 - detect+track: the same with every stream new on every call, so BlazeFace runs on all B frames each time.
+- eyes: the eye refinement alone (`refine_eyes`): both eyes of B tracked faces cut in one crop call, the eye
+  network on the 2B crops, points written back into the meshes. Its cost per frame is what refinement adds.
 
 CPU always (torch and onnxruntime); on CUDA also torch fp32, torch fp16 and onnxruntime's CUDA provider.
 
@@ -24,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.facemesh.networks import RuntimeConfig, as_pixels, mesh_runner
+from models.facemesh.eyes import refine_mesh, run_eye_network
+from models.facemesh.networks import NetworkRunner, RuntimeConfig, as_pixels, eye_runner, mesh_runner
 from models.facemesh.reference import CropTransform, decode, dlib_face
 from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig, MeshTrackState
 from models.machine_info import machine_info
 
 CLIP = "WolfgangLanger_Pexels.mp4"
-MODES = ("mesh", "track", "detect+track")
+MODES = ("mesh", "track", "detect+track", "eyes")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,21 @@ def mesh_step(config: RuntimeConfig, crops: list[np.ndarray], batch: int) -> Cal
     runner = mesh_runner(config)
     pixels = as_pixels([crops[i % len(crops)] for i in range(batch)]).to(config.device)
     return lambda: runner(pixels)
+
+
+def eyes_step(config: RuntimeConfig, frames: list[np.ndarray], batch: int) -> Callable[[], object]:
+    """Refinement of B faces (meshes from a plain tracking run) in B different frames."""
+    stage = MeshLandmarkStage(MeshTrackerConfig(runtime=config, refine_eyes=False))
+    state, chosen, meshes = MeshTrackState(), [], []
+    for frame in frames[:batch]:
+        if stage.track([frame], [state])[0] is not None:
+            chosen.append(frame)
+            meshes.append(state.mesh)
+    tensors = [torch.from_numpy(frame).to(config.device).permute(2, 0, 1) for frame in chosen]
+    points = torch.from_numpy(np.stack(meshes)).to(config.device)
+    network: NetworkRunner = eye_runner(config)
+    index = list(range(len(tensors)))
+    return lambda: refine_mesh(points, run_eye_network(network, tensors, index, points)[0]).cpu()
 
 
 def track_step(stage: MeshLandmarkStage, frames: list[np.ndarray], batch: int, fresh: bool) -> Callable[[], object]:
@@ -116,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         stage = MeshLandmarkStage(MeshTrackerConfig(runtime=config))
         for mode in args.modes:
             for batch in args.batches:
-                step = (mesh_step(config, crops, batch) if mode == "mesh"
-                        else track_step(stage, frames, batch, fresh=mode == "detect+track"))
+                if mode == "mesh":
+                    step = mesh_step(config, crops, batch)
+                elif mode == "eyes":
+                    step = eyes_step(config, frames, batch)
+                else:
+                    step = track_step(stage, frames, batch, fresh=mode == "detect+track")
                 times = timed(step, args.seconds, config.device.startswith("cuda"))
                 median = float(np.median(times))
                 results.append(Result(mode, config.runtime, config.device, config.half, batch, len(times),

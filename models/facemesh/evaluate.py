@@ -2,13 +2,15 @@
 frame of the sample videos.
 
 Talking-face clips: 68-point NME (mean point error / dlib's inter-ocular distance) on frames where both find a
-face, and the fraction of dlib's face frames the tracker follows. Clips where the face leaves: "false faces"
-(the tracker reports a face on a frame where dlib finds none) and, for each return of the face, how many
-frames the tracker takes to pick it up again. dlib runs full detection on every frame (no tracking), so it is
-an independent reference. Writes report.json, report.md and frames.png into --out.
+face, the fraction of dlib's face frames the tracker follows, and how well the eyes follow: the eye aspect ratio
+of the tracked 68 points against dlib's (correlation over frames, and both 5-95% ranges). Clips where the face
+leaves: "false faces" (the tracker reports a face on a frame where dlib finds none) and, for each return of the
+face, how many frames the tracker takes to pick it up again. dlib runs full detection on every frame (no
+tracking), so it is an independent reference. Writes report.json, report.md and frames.png into --out.
 
     python -m models.facemesh.evaluate --out out/facemesh_eval
     python -m models.facemesh.evaluate --out /tmp/quick --limit 60   # first 60 frames of each clip
+    python -m models.facemesh.evaluate --out out/facemesh_eval_plain --no-refine-eyes   # FaceMesh's own eyelids
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from models.face_metrics import eye_aspect_ratio
 from models.facemesh.mapping import MESH_CONTOURS
 from models.facemesh.networks import RuntimeConfig
 from models.facemesh.reference import TALKING_CLIPS, decode, dlib_face, nme
@@ -60,6 +63,9 @@ class ClipReport:
     false_face_frames: list[int] = field(default_factory=list)
     returns: list[dict] = field(default_factory=list)  # each return of the face: frame, frames to re-acquire
     ms_per_frame: float = 0.0  # tracker only, one stream
+    ear_corr: float | None = None  # eye aspect ratio, tracker vs dlib: Pearson correlation over frames with both
+    ear_range: list[float] | None = None  # the tracker's 5th and 95th percentile
+    dlib_ear_range: list[float] | None = None
 
 
 def clip_frames(spec: str, limit: int | None = None) -> list[np.ndarray]:
@@ -111,7 +117,17 @@ def summarise(clip: str, results: list[FrameResult], elapsed: float) -> ClipRepo
     return ClipReport(clip, len(results), dlib_faces, sum(r.tracked is not None for r in results),
                       round(both / dlib_faces, 4) if dlib_faces else 0.0, stat(np.mean), stat(np.median),
                       stat(lambda e: np.percentile(e, 90)), len(false), false, face_returns(results),
-                      round(1000 * elapsed / max(len(results), 1), 2))
+                      round(1000 * elapsed / max(len(results), 1), 2), *eye_agreement(results))
+
+
+def eye_agreement(results: list[FrameResult]) -> tuple[float | None, list[float] | None, list[float] | None]:
+    """Eye aspect ratio, tracker vs dlib, on frames where both have a face: correlation, both 5-95% ranges."""
+    pairs = np.array([(eye_aspect_ratio(r.tracked), eye_aspect_ratio(r.dlib)) for r in results
+                      if r.tracked is not None and r.dlib is not None]).reshape(-1, 2)
+    if len(pairs) < 3:
+        return None, None, None
+    ranges = [[round(float(v), 3) for v in np.percentile(pairs[:, k], [5, 95])] for k in (0, 1)]
+    return round(float(np.corrcoef(pairs.T)[0, 1]), 3), ranges[0], ranges[1]
 
 
 def draw(frame: np.ndarray, result: FrameResult, label: str) -> np.ndarray:
@@ -159,13 +175,23 @@ def chosen_frames(results: list[FrameResult]) -> list[tuple[int, str]]:
 
 def markdown(reports: list[ClipReport]) -> str:
     rows = ["| clip | frames | dlib faces | tracked / dlib faces | NME mean | NME median | NME p90 | false faces |"
-            " face (re)appears @frame: frames to pick it up | ms/frame (shared CPU) |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            " face (re)appears @frame: frames to pick it up | ms/frame (shared CPU) | EAR corr vs dlib |"
+            " EAR 5-95%: tracker / dlib |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
         returns = ", ".join(f"@{x['frame']}: {x['frames_to_reacquire']}" for x in r.returns) or "-"
         rows.append(f"| {r.clip} | {r.frames} | {r.dlib_faces} | {r.tracked_of_dlib_faces:.3f} | {r.nme_mean} | "
-                    f"{r.nme_median} | {r.nme_p90} | {r.false_faces} | {returns} | {r.ms_per_frame} |")
+                    f"{r.nme_median} | {r.nme_p90} | {r.false_faces} | {returns} | {r.ms_per_frame} | "
+                    f"{_dash(r.ear_corr)} | {_span(r.ear_range)} / {_span(r.dlib_ear_range)} |")
     return "\n".join(rows) + "\n"
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _span(values: list[float] | None) -> str:
+    return "-" if values is None else f"{values[0]}-{values[1]}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,8 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N frames of each clip")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch")
     parser.add_argument("--detect-every", type=int, default=MeshTrackerConfig.detect_every)
+    parser.add_argument("--no-refine-eyes", dest="refine_eyes", action="store_false",
+                        help="FaceMesh's own eyelids, without the eye network (the before of the eyes comparison)")
     args = parser.parse_args(argv)
-    config = MeshTrackerConfig(runtime=RuntimeConfig(runtime=args.runtime), detect_every=args.detect_every)
+    config = MeshTrackerConfig(runtime=RuntimeConfig(runtime=args.runtime), detect_every=args.detect_every,
+                               refine_eyes=args.refine_eyes)
     stage = MeshLandmarkStage(config)
     reports, panels = [], []
     for clip in args.clips:
@@ -188,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         panels += [draw(frames[i], results[i], f"{clip} #{i} {why}") for i, why in chosen_frames(results)]
         print(markdown(reports[-1:]).splitlines()[-1], file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"config": {"runtime": args.runtime, "detect_every": args.detect_every, "limit": args.limit},
+    report = {"config": {"runtime": args.runtime, "detect_every": args.detect_every, "limit": args.limit,
+                         "refine_eyes": args.refine_eyes},
               "machine": machine_info(), "clips": [asdict(r) for r in reports]}
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
     (args.out / "report.md").write_text(markdown(reports))
