@@ -87,6 +87,9 @@ class DriverState:
     mesh: MeshTrackState | None = None  # mesh landmarks: per-session state for the shared batched stage
     smoother: OneEuroFilter = field(default_factory=OneEuroFilter)
     neutral: np.ndarray | None = None  # (68, 2) driver landmarks at rest
+    mesh_smoother: OneEuroFilter = field(default_factory=OneEuroFilter)
+    current_mesh: np.ndarray | None = None  # (468, 3) smoothed driver mesh of the frame being rendered
+    neutral_mesh: np.ndarray | None = None  # (468, 3) driver mesh at rest (calibrated with `neutral`)
     calibrate_next: bool = True  # the first face seen becomes the neutral face
     last_output: np.ndarray | None = None
 
@@ -120,6 +123,8 @@ class ReenactmentPipeline:
         self.config = config = section(config, PipelineConfig, device=resolve_device(config.device))
         self.generator = generator_class(config.generator)(section(config, GeneratorSettings))
         self.transformer = build_transformer(config)
+        if self.generator.needs_mesh and config.landmarks != "mesh":
+            raise ValueError(f"--generator {config.generator} drives a 3-D face mesh: it needs --landmarks mesh")
         self._mesh_stage: MeshLandmarkStage | None = None
 
     def prepare_target(self, photos: list[np.ndarray]) -> TargetFace:
@@ -140,9 +145,24 @@ class ReenactmentPipeline:
             refined = landmarks_in_box(to_gray(crop), box_from_landmarks(points))
             images.append(crop)
             landmarks.append(refined)
+        for image in images:
+            image.setflags(write=False)  # shared by every session that picks this target
         target = TargetFace(images, landmarks)
-        target.extra["generator"] = self.generator.prepare(images, landmarks)
+        if self.generator.needs_mesh:
+            meshes = [self._photo_mesh(image) for image in images]
+            target.extra["generator"] = self.generator.prepare(images, landmarks, meshes)
+        else:
+            target.extra["generator"] = self.generator.prepare(images, landmarks)
         return target
+
+    def _photo_mesh(self, image: np.ndarray) -> np.ndarray:
+        """The 468-point mesh of a still photo: detected, then refined twice from its own previous mesh."""
+        state = _new_mesh_state()
+        for _ in range(3):
+            self.mesh_stage.track([np.array(image)], [state])  # torch wants a writable array
+            if state.mesh is None:
+                raise NoFaceError("no face found in the photo")
+        return state.mesh
 
     def new_driver(self) -> DriverState:
         if self.config.landmarks == "mesh":
@@ -231,10 +251,15 @@ class ReenactmentPipeline:
         try:
             if points is None:
                 driver.smoother.reset()
+                driver.mesh_smoother.reset()
                 return None
-            points = driver.smoother(points, time.monotonic(), scale=face_size(points))
+            now, scale = time.monotonic(), face_size(points)
+            points = driver.smoother(points, now, scale=scale)
+            mesh = driver.mesh.mesh if driver.mesh is not None else None
+            driver.current_mesh = driver.mesh_smoother(mesh, now, scale=scale) if mesh is not None else None
             if driver.calibrate_next or driver.neutral is None:
                 driver.neutral = points.copy()
+                driver.neutral_mesh = driver.current_mesh
                 driver.calibrate_next = False
             return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
         finally:
@@ -276,7 +301,7 @@ def build_transformer(config: TransformerSettings) -> LandmarkTransformer:
 
 def _request(job: FrameJob, driven: np.ndarray | None, frame: np.ndarray) -> GenerateRequest:
     return GenerateRequest(job.target.images, job.target.landmarks, job.target.extra.get("generator", {}),
-                           driven, frame)
+                           driven, frame, job.driver.current_mesh, job.driver.neutral_mesh)
 
 
 def as_rgb(frame: object) -> np.ndarray | None:

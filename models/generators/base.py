@@ -19,10 +19,13 @@ class GenerateRequest:
     cache: dict  # what prepare() returned for this target
     driven: np.ndarray | None  # (68, 2) in output pixels; None for generators that need no landmarks
     driver_frame: np.ndarray  # the raw driver frame (only passthrough looks at it)
+    driver_mesh: np.ndarray | None = None  # (468, 3) the driver's smoothed FaceMesh, frame pixels (mesh landmarks)
+    neutral_mesh: np.ndarray | None = None  # (468, 3) the driver's calibrated neutral FaceMesh
 
 
 class Generator(ABC):
     needs_landmarks: bool = True
+    needs_mesh: bool = False  # prepare() also gets each target photo's 468-point mesh; requests carry meshes
 
     def __init__(self, settings: GeneratorSettings) -> None:
         self.settings = settings
