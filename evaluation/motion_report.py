@@ -78,15 +78,17 @@ def _share(value: float | None) -> str:
 
 def markdown(report: dict) -> str:
     config = report["config"]
+    frames = f"up to {config['max_frames']}" if config["max_frames"] else "all"
     lines = [
         "# Motion fidelity", "",
-        f"Driver landmarks of the pipeline: {config['landmarks']}; up to {config['max_frames']} frames per clip; "
+        f"Driver landmarks of the pipeline: {config['landmarks']}; {frames} frames per clip; "
         f"output {config['size']} px; identity every {config['embed_every']}th frame.",
         "Measured by an independent landmarker (dlib 68 points) on driver and avatar frames. r: Pearson correlation "
         "driver vs avatar; amp: avatar 5-95 % range / driver's. Folded: share of output pixels whose sampling map "
         "has area ratio <= 0; extreme: < 1/8 or > 8 (– : the generator does not sample the photo). id→T / id→D: "
         "mean dlib distance avatar to target photo / to the driver frame. fps: pipeline.process at batch 1 on a "
-        f"shared CPU ({report['machine']['cpu']}, {report['machine']['cpu_count']} cores).", "",
+        f"shared CPU ({report['machine']['cpu']}, {report['machine']['cpu_count']} cores). Caveat: pitch uses the "
+        "chin (point 8), which drops when the mouth opens, so on talking clips pitch partly measures the jaw.", "",
     ]
     header = ["clip", "target", "generator"] + [f"{s} {m}" for s in SIGNALS for m in ("r", "amp")]
     header += ["folded", "extreme", "id→T", "id→D", "jitter", "fps", "frames (both faces)"]
