@@ -27,10 +27,14 @@ COPY requirements.txt .
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
 ENV PATH=/opt/venv/bin:$PATH
 
+COPY options/ options/
 COPY models/ models/
+COPY rtc/ rtc/
 COPY server/ server/
 COPY client_web/ client_web/
+# The load tester, and evaluation/ for the machine facts its reports carry.
 COPY loadtest/ loadtest/
+COPY evaluation/ evaluation/
 COPY pyproject.toml README.md ./
 # Fetch the offline assets (dlib models check, gallery, test clips) at build time, then hand the tree to
 # the service user (uploads and caches are written under /app/assets at run time).

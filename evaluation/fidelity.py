@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from evaluation.identity import face_embedding
 from evaluation.signals import SIGNALS, SignalTrack
-from models.face_metrics import face_embedding
 from models.landmarks import face_size
 
 EXTREME_AREA_RATIO = 8.0  # a pixel whose map shrinks or stretches the photo more than 8x (either way) is extreme
@@ -71,7 +71,7 @@ def fold_stats(area_ratio_maps: Iterable[np.ndarray | None]) -> dict[str, float 
 
 
 def landmark_jitter(landmarks: Sequence[np.ndarray | None]) -> float | None:
-    """Mean second difference of consecutive detected landmarks over the face size (as models.evaluate
+    """Mean second difference of consecutive detected landmarks over the face size (as evaluation.evaluate
     measures it): frame-to-frame shake that smooth motion does not produce. Frames without a face are skipped."""
     found = [points for points in landmarks if points is not None]
     values = [float(np.linalg.norm(c - 2 * b + a, axis=1).mean() / max(face_size(c), 1e-6))

@@ -33,13 +33,13 @@ from evaluation.fidelity import (
     identity_distances,
     landmark_jitter,
 )
+from evaluation.identity import face_embedding
+from evaluation.machine_info import machine_info
 from evaluation.motion_report import strip_frames, strip_image, write_png, write_report
 from evaluation.signals import SIGNALS, SignalTrack, face_signals, head_yaw_pitch, track_signals
 from models.assets import gallery, sample_media
-from models.face_metrics import face_embedding
 from models.generators import GENERATOR_NAMES, Generator
 from models.landmarks import detect_photo_landmarks
-from models.machine_info import machine_info
 from models.pipeline import LANDMARK_SOURCES, FrameJob, PipelineConfig, ReenactmentPipeline, TargetFace
 
 DEFAULT_CLIPS = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.face_metrics import eye_aspect_ratio
+from models.face_measures import eye_aspect_ratio
 from models.landmarks import detect_landmarks
 
 SIGNALS = ("yaw", "pitch", "roll", "mouth", "eyes")

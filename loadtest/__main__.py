@@ -16,11 +16,11 @@ from pathlib import Path
 import av
 import numpy as np
 
+from evaluation.machine_info import machine_info
 from loadtest.config import LoadTestConfig, parse_config
 from loadtest.local_server import running_server
 from loadtest.report import build_report, markdown, write_report
 from loadtest.runner import RunResult, run
-from models.machine_info import machine_info
 
 FRAMES_TO_LOOP = 300  # 10 s of video at 30 fps, looped
 

@@ -1,6 +1,6 @@
 """One synthetic caller: streams a face video to the server and measures the avatar it gets back.
 
-Each driver frame carries its id as a corner barcode (server.frame_tag); the session is opened
+Each driver frame carries its id as a corner barcode (rtc.frame_tag); the session is opened
 with `measure: true`, so the server copies the id into the avatar frame. Matching ids gives the
 end-to-end latency of every frame, independent of RTP timestamp origins and dropped frames.
 """
@@ -21,9 +21,8 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from rtc import messages
-from server import frame_tag
-from server.rtc_tuning import install_low_latency_jitter_buffer
+from rtc import frame_tag, messages
+from rtc.tuning import install_low_latency_jitter_buffer
 
 VIDEO_CLOCK = 90_000
 

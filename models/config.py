@@ -63,7 +63,7 @@ class TransformerSettings(RunSettings):
     transformer: TransformerName = option(
         "v0", "landmark transformer: v0 (geometric), pca or regressor (need --expression-model)")
     expression_model: Path | None = option(
-        None, "expression model .npz from python -m models.marionette.fit_landmarks", existing=True)
+        None, "expression model .npz from python -m training.fit_landmarks", existing=True)
 
     def rules(self) -> None:
         if self.transformer != "v0" and self.expression_model is None:

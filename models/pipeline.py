@@ -16,7 +16,6 @@ with face_found=False; it never raises for that.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +35,8 @@ from models.config import (
 )
 from models.generators import GENERATOR_NAMES, generator_class
 from models.generators.base import GenerateRequest
+from models.landmark_sources import MeshSource, landmark_source, new_mesh_state
 from models.landmarks import (
-    FaceTracker,
     LandmarkTracker,
     box_from_landmarks,
     detect_photo_landmarks,
@@ -53,7 +52,6 @@ if TYPE_CHECKING:  # the mesh tracker needs torch; the dlib path does not import
     from models.facemesh.tracker import MeshLandmarkStage, MeshTrackState
 
 GENERATORS = GENERATOR_NAMES
-log = logging.getLogger(__name__)
 __all__ = ["GENERATORS", "LANDMARK_RUNTIMES", "LANDMARK_SOURCES", "TRANSFORMERS", "FrameJob", "NoFaceError",
            "PipelineConfig", "ReenactmentPipeline"]
 
@@ -125,7 +123,7 @@ class ReenactmentPipeline:
         self.transformer = build_transformer(config)
         if self.generator.needs_mesh and config.landmarks != "mesh":
             raise ValueError(f"--generator {config.generator} drives a 3-D face mesh: it needs --landmarks mesh")
-        self._mesh_stage: MeshLandmarkStage | None = None
+        self.landmarks = landmark_source(section(config, LandmarkSettings))
 
     def prepare_target(self, photos: list[np.ndarray]) -> TargetFace:
         if not photos:
@@ -157,7 +155,7 @@ class ReenactmentPipeline:
 
     def _photo_mesh(self, image: np.ndarray) -> np.ndarray:
         """The 468-point mesh of a still photo: detected, then refined twice from its own previous mesh."""
-        state = _new_mesh_state()
+        state = new_mesh_state()
         for _ in range(3):
             self.mesh_stage.track([np.array(image)], [state])  # torch wants a writable array
             if state.mesh is None:
@@ -165,20 +163,16 @@ class ReenactmentPipeline:
         return state.mesh
 
     def new_driver(self) -> DriverState:
-        if self.config.landmarks == "mesh":
-            return DriverState(mesh=_new_mesh_state())
-        return DriverState(tracker=FaceTracker(detect_every=self.config.detect_every))
+        driver = DriverState()
+        self.landmarks.attach(driver)
+        return driver
 
     @property
     def mesh_stage(self) -> MeshLandmarkStage:
-        """The batched mesh landmark stage, built on first use (generators without landmarks never need it)."""
-        if self._mesh_stage is None:
-            from models.facemesh.networks import RuntimeConfig
-            from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig
-
-            runtime = RuntimeConfig(runtime=self.config.landmark_runtime, device=self.config.device)
-            self._mesh_stage = MeshLandmarkStage(MeshTrackerConfig(runtime, detect_every=self.config.detect_every))
-        return self._mesh_stage
+        """The batched FaceMesh stage of the mesh landmark source (target photos' meshes use it too)."""
+        if not isinstance(self.landmarks, MeshSource):
+            raise RuntimeError("the FaceMesh stage runs only with --landmarks mesh")
+        return self.landmarks.stage
 
     def request_calibration(self, driver: DriverState) -> None:
         driver.calibrate_next = True
@@ -221,25 +215,10 @@ class ReenactmentPipeline:
 
     def _track(self, jobs: list[FrameJob], frames: list[np.ndarray | None],
                timings: dict[str, float]) -> list[np.ndarray | None]:
-        """Each frame's driver landmarks (68, 2) or None: one batched call (mesh) or one tracker per session (dlib)."""
+        """Each frame's driver landmarks (68, 2) or None (no frame, or no face on it)."""
         live = [i for i, frame in enumerate(frames) if frame is not None]
         found: list[np.ndarray | None] = [None] * len(jobs)
-        if self.config.landmarks == "dlib":
-            for i in live:
-                found[i] = _track_dlib(jobs[i].driver, frames[i], self.config.detect_every, timings)
-            return found
-        states = []
-        for i in live:
-            if jobs[i].driver.mesh is None:
-                jobs[i].driver.mesh = _new_mesh_state()
-            states.append(jobs[i].driver.mesh)
-        try:
-            points = self.mesh_stage.track([frames[i] for i in live], states, timings)
-        except Exception:  # frames are checked already, so this is a bug or the device: keep serving, say so
-            log.exception("mesh landmarks failed for a batch of %d frames", len(states))
-            for state in states:
-                state.mesh = state.landmarks = None
-            points = [None] * len(live)
+        points = self.landmarks.track([jobs[i].driver for i in live], [frames[i] for i in live], timings)
         for i, found_points in zip(live, points, strict=True):
             found[i] = found_points
         return found
@@ -264,23 +243,6 @@ class ReenactmentPipeline:
             return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
         finally:
             timings["transform"] += time.perf_counter() - start
-
-
-def _track_dlib(driver: DriverState, frame: np.ndarray, detect_every: int,
-                timings: dict[str, float]) -> np.ndarray | None:
-    if driver.tracker is None:
-        driver.tracker = FaceTracker(detect_every=detect_every)
-    try:
-        return driver.tracker.update(frame, timings)
-    except Exception:  # a malformed frame must not take the batch (other sessions) down
-        driver.tracker.landmarks = None
-        return None
-
-
-def _new_mesh_state() -> MeshTrackState:
-    from models.facemesh.tracker import MeshTrackState
-
-    return MeshTrackState()
 
 
 def build_transformer(config: TransformerSettings) -> LandmarkTransformer:

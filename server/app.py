@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import options
 from models.config import MAX_SIZE, MIN_SIZE, resolve_device
 from models.pipeline import ReenactmentPipeline
+from rtc.tuning import install_low_latency_jitter_buffer
 from server import metrics
 from server.batcher import BatcherConfig, FrameBatcher
 from server.config import ServerConfig
@@ -21,7 +22,6 @@ from server.errors import ApiError
 from server.photos import decode_photo
 from server.registry import SessionRegistry
 from server.rooms import RoomRegistry, TileTrack, clean_name
-from server.rtc_tuning import install_low_latency_jitter_buffer
 from server.session import PreparedTarget, Session
 from server.targets import TargetStore
 

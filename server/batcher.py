@@ -18,7 +18,8 @@ import av
 import cv2
 
 from models.pipeline import FrameJob, ReenactmentPipeline
-from server import frame_tag, metrics
+from rtc import frame_tag
+from server import metrics
 from server.session import Session
 from server.slots import DriverFrame
 

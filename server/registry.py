@@ -1,28 +1,29 @@
-"""Opening, tracking and closing sessions: WebRTC negotiation, limits, heartbeat, status."""
+"""The open sessions: limits, opening (server.negotiation), closing, lookup by id and token.
+
+The jobs around a session live beside it: negotiation, the inbound frame pump (server.inbound), the status
+channel's ping/pong (server.heartbeat) and housekeeping (server.housekeeping)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
 from models.pipeline import ReenactmentPipeline
-from rtc import messages
 from server import metrics
 from server.batcher import FrameBatcher
 from server.config import ServerConfig
 from server.errors import ApiError
-from server.sdp import add_bitrate_hints, ice_server
+from server.heartbeat import serve_status_channel
+from server.housekeeping import housekeep
+from server.inbound import pump_frames
+from server.negotiation import answer_offer, new_peer_connection
 from server.session import PreparedTarget, Session
 
 log = logging.getLogger(__name__)
-STATUS_INTERVAL_S = 0.5
 
 
 class SessionRegistry:
@@ -39,7 +40,9 @@ class SessionRegistry:
         return len(self._sessions)
 
     def start(self) -> None:
-        self._housekeeping = asyncio.create_task(self._housekeep(), name="session-housekeeping")
+        self._housekeeping = asyncio.create_task(
+            housekeep(self._sessions.values, self.close, self._config.session_idle_timeout_s),
+            name="session-housekeeping")
 
     def get(self, session_id: str, token: str | None) -> Session:
         session = self._sessions.get(session_id)
@@ -61,21 +64,11 @@ class SessionRegistry:
             raise ApiError(503, f"server full: {self._config.max_sessions} sessions already running, "
                                 "try again later")
         self._pending += 1
-        pc = RTCPeerConnection(RTCConfiguration(
-            iceServers=[ice_server(url) for url in self._config.ice_servers]))
+        pc = new_peer_connection(self._config.ice_servers)
         session = Session(pc, target, self._pipeline.new_driver(), size, measure)
         try:
             self._wire(session)
-            try:
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            except Exception as error:  # aiortc raises assorted errors for malformed SDP
-                raise ApiError(400, f"invalid SDP offer: {error}") from error
-            if not any(t.kind == "video" for t in pc.getTransceivers()):
-                raise ApiError(400, "the offer has no video track: send your camera (sendrecv video)")
-            pc.addTrack(session.avatar_track)
-            if before_answer is not None:
-                before_answer(session)
-            await pc.setLocalDescription(await pc.createAnswer())
+            answer_sdp = await answer_offer(session, offer_sdp, before_answer)
         except BaseException:
             await pc.close()
             raise
@@ -85,7 +78,7 @@ class SessionRegistry:
         self._batcher.add(session)
         metrics.SESSIONS_ACTIVE.set(len(self._sessions))
         log.info("session %s opened (target %s, %dpx)", session.id, target.id, size)
-        return session, add_bitrate_hints(pc.localDescription.sdp)
+        return session, answer_sdp
 
     def _wire(self, session: Session) -> None:
         pc = session.pc
@@ -93,45 +86,16 @@ class SessionRegistry:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video":
-                self._spawn(self._consume(session, track))
+                self._spawn(pump_frames(session, track, self._batcher))
 
-        @pc.on("datachannel")
-        def on_datachannel(channel) -> None:
-            session.status_channel = channel
-            for callback in session.on_channel_open:
-                callback()
-
-            @channel.on("message")
-            def on_message(message) -> None:
-                session.touch()
-                try:
-                    data = json.loads(message)
-                except (TypeError, ValueError):
-                    return
-                if isinstance(data, dict) and data.get("type") == messages.PING:
-                    channel.send(json.dumps({"type": messages.PONG, "t": data.get("t")}))
+        pc.on("datachannel", lambda channel: serve_status_channel(session, channel))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
                 await self.close(session, f"connection {pc.connectionState}")
 
-    async def _consume(self, session: Session, track: MediaStreamTrack) -> None:
-        """Drain the inbound track as fast as it decodes; keep only the newest frame."""
-        try:
-            while True:
-                frame = await track.recv()
-                session.touch()
-                session.frames_in += 1
-                metrics.FRAMES_IN.inc()
-                if session.slot.put(frame):
-                    session.frames_dropped += 1
-                    metrics.FRAMES_DROPPED.labels(reason="stale").inc()
-                self._batcher.frame_arrived()
-        except MediaStreamError:
-            pass
-
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -160,17 +124,3 @@ class SessionRegistry:
                 await self._housekeeping
         for session in list(self._sessions.values()):
             await self.close(session, "server shutting down")
-
-    async def _housekeep(self) -> None:
-        """Status to every client twice a second; close sessions whose peer went silent."""
-        while True:
-            await asyncio.sleep(STATUS_INTERVAL_S)
-            now = time.monotonic()
-            for session in list(self._sessions.values()):
-                if now - session.last_seen > self._config.session_idle_timeout_s:
-                    await self.close(session, "no video or ping from the peer (timed out)")
-                    continue
-                try:
-                    session.send_status()
-                except Exception:  # a closing channel must not stop housekeeping
-                    log.debug("status send failed for %s", session.id, exc_info=True)

@@ -70,3 +70,10 @@ def test_info_shows_every_option_but_private_ones_and_paths_by_name(tmp_path: Pa
     shown = info(ServerConfig(ice_servers=("turn:user:secret@host:3478",), weights=weights))
     assert "ice_servers" not in shown and shown["weights"] == "generator.pt"
     assert set(shown) == {opt.name for opt in options_of(ServerConfig)} - {"ice_servers"}
+
+
+def test_every_landmark_choice_has_a_source() -> None:
+    from models.config import LANDMARK_SOURCES
+    from models.landmark_sources import SOURCES
+
+    assert set(SOURCES) == set(LANDMARK_SOURCES)

@@ -5,7 +5,7 @@ image's left), as in dlib. Each iBUG point is one mesh vertex or a fixed convex 
 
 The table is fitted to dlib, not written from memory:
 
-    python -m models.facemesh.fit_mapping
+    python -m training.fit_mapping
 
 Fitted on every 2nd frame of WolfgangLanger_Pexels.mp4 (236 frames with a dlib face), FaceMesh run on a
 crop 1.5x dlib's face box: mean NME (point error / inter-ocular distance) 0.0717, median 0.0588. Held out,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.face_metrics import LEFT_EYE, RIGHT_EYE, eye_openness, mouth_opening
+from models.face_measures import LEFT_EYE, RIGHT_EYE, eye_openness, mouth_opening
 from models.landmarks import face_size
 
 INNER_MOUTH = np.arange(60, 68)

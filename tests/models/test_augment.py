@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.augment import AugmentConfig, augment_sample
-from models.facemesh.reference import decode, nme
+from evaluation.facemesh_reference import decode, nme
 from models.landmarks import detect_landmarks
+from training.augment import AugmentConfig, augment_sample
 
 
 def _frame() -> np.ndarray:

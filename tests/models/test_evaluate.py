@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from evaluation.evaluate import main
 from models.assets import sample_media
-from models.evaluate import main
 
 
 def test_evaluation_ranks_warp_above_the_still_photo(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The FaceMesh -> iBUG 68 table: agreement with dlib on real frames, mirror symmetry, valid contours.
 
-FaceMesh runs in a crop 1.5x dlib's face box (models.facemesh.reference), so these tests judge the table, not
+FaceMesh runs in a crop 1.5x dlib's face box (evaluation.facemesh_reference), so these tests judge the table, not
 the tracker. NME = mean point error / inter-ocular distance (dlib's eye centres).
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evaluation.facemesh_reference import Sample, decode, inter_ocular, mesh_in_crops, point_errors, samples
 from models.facemesh.eyes import LEFT_EYE_VERTICES, LID_POINTS, RIGHT_EYE_VERTICES
 from models.facemesh.mapping import IBUG68_EYES_FROM_REFINED_MESH as EYES
 from models.facemesh.mapping import IBUG68_FROM_MESH, IBUG_MIRROR, MESH_CONTOURS, to_ibug68
 from models.facemesh.networks import MESH_POINTS, MESH_SIZE
-from models.facemesh.reference import Sample, decode, inter_ocular, mesh_in_crops, point_errors, samples
 
 # Measured mean NME on these frames: WolfgangLanger (the fitting clip) 0.070 overall, 0.052 without the jaw;
 # single_face (held out, another person) 0.056 and 0.036. Limits leave ~20% headroom. For scale: the

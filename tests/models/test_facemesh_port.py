@@ -18,6 +18,7 @@ import pytest
 import torch
 from ai_edge_litert.interpreter import Interpreter
 
+from evaluation.facemesh_reference import CropTransform, decode, dlib_face
 from models.assets import tflite_model_path
 from models.facemesh.networks import (
     DETECTOR_SIZE,
@@ -31,7 +32,6 @@ from models.facemesh.networks import (
     face_mesh,
     mesh_runner,
 )
-from models.facemesh.reference import CropTransform, decode, dlib_face
 from models.facemesh.roi import Roi, crop
 
 MESH_TOLERANCE_PX = 1e-3  # crop pixels (192 across); 10x the worst measured, 1/1000 of a pixel

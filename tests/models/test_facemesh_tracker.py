@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.face_metrics import eye_aspect_ratio
-from models.facemesh import reference
+from evaluation import facemesh_reference as reference
+from evaluation.facemesh_reference import nme
+from models.face_measures import eye_aspect_ratio
 from models.facemesh.detection import FaceDetector, anchors
 from models.facemesh.eyes import LEFT_EYE_VERTICES, RIGHT_EYE_VERTICES
 from models.facemesh.networks import RuntimeConfig, detector_runner
-from models.facemesh.reference import nme
 from models.facemesh.roi import Roi, crop, to_crop, to_frame
 from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig, MeshTrackState
 from models.landmarks import detect_landmarks, face_size

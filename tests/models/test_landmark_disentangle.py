@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from models.assets import gallery, sample_media
-from models.face_metrics import mouth_opening
-from models.marionette.fit_landmarks import main as fit_main
-from models.marionette.fit_landmarks import video_landmarks
+from models.face_measures import mouth_opening
 from models.marionette.landmark_disentangle import (
     ExpressionModel,
     PCALandmarkTransformer,
@@ -20,6 +18,8 @@ from models.marionette.landmark_disentangle import (
 )
 from models.pipeline import FrameJob, PipelineConfig, ReenactmentPipeline
 from models.transformer import TransformerConfig
+from training.fit_landmarks import main as fit_main
+from training.fit_landmarks import video_landmarks
 
 
 @pytest.fixture(scope="module")

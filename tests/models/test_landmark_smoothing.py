@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.face_metrics import mouth_opening
-from models.facemesh.reference import decode
+from evaluation.facemesh_reference import decode
+from models.face_measures import mouth_opening
 from models.facemesh.tracker import MeshLandmarkStage, MeshTrackState
 from models.landmarks import face_size
 from models.smoothing import OneEuroFilter

@@ -156,7 +156,7 @@ def test_pipeline_with_marionette(runtime: str, talking_face_frames) -> None:
 
 
 def test_discriminator_scores_depend_on_image_and_landmarks() -> None:
-    from models.marionette.discriminator import ProjectionDiscriminator
+    from training.discriminator import ProjectionDiscriminator
 
     torch.manual_seed(0)
     discriminator = ProjectionDiscriminator(TINY)

@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
+from evaluation.identity import cosine_similarity, face_embedding
 from models.assets import gallery, sample_media
-from models.face_metrics import cosine_similarity, face_embedding, mouth_opening
+from models.face_measures import mouth_opening
 from models.landmarks import detect_landmarks
 from models.pipeline import FrameJob, PipelineConfig, ReenactmentPipeline, TargetFace
 

@@ -12,7 +12,7 @@ import pytest
 from models import geometry
 from models.align import align_face
 from models.assets import gallery, sample_media
-from models.face_metrics import eye_aspect_ratio, mouth_opening
+from models.face_measures import eye_aspect_ratio, mouth_opening
 from models.generators.base import GenerateRequest, GeneratorSettings
 from models.generators.passthrough import PassthroughGenerator
 from models.generators.warp import WarpGenerator, signed_areas, unfolded_controls

@@ -15,8 +15,8 @@ import torch
 from loadtest.local_server import REPO_ROOT
 from models.assets import sample_media
 from models.marionette.runtime import load_generator
-from models.prepare import PrepareConfig, prepare
-from models.train import main as train_main
+from training.prepare import PrepareConfig, prepare
+from training.train import main as train_main
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_train_logs_samples_and_resumes(dataset: Path, tmp_path: Path) -> None:
     loaded = load_generator("base", run / "generator.pt")
     assert (loaded.config.name, loaded.config.image_size) == ("lite", 64)  # the file's config and size win
     # Export to ONNX checks itself against torch and says so.
-    from models.export import main as export_main
+    from training.export import main as export_main
 
     assert export_main(["--weights", str(run / "generator.pt"), "--out", str(tmp_path / "onnx")]) == 0
     assert (tmp_path / "onnx" / "marionette_lite_decode.onnx").stat().st_size > 100_000
@@ -65,7 +65,7 @@ def test_train_logs_samples_and_resumes(dataset: Path, tmp_path: Path) -> None:
 def test_ddp_with_two_gloo_processes_keeps_replicas_identical(dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "models.train",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "training.train",
          "--data", str(dataset), "--out", str(run), "--steps", "3", "--batch", "1", "--image-size", "64",
          "--check-replicas"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]

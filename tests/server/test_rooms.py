@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
+from evaluation.identity import cosine_similarity, face_embedding
 from loadtest.local_server import RunningServer, running_server
 from loadtest.peer import PeerConfig, RejectedError, SyntheticPeer
 from models.assets import gallery, sample_media
-from models.face_metrics import cosine_similarity, face_embedding
 from tests.server.test_api import call, upload
 
 ROOM_SIZE = 3

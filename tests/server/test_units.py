@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from aiortc.rtp import RtpPacket
 
-from server import frame_tag
+from rtc import frame_tag
+from rtc.tuning import LowLatencyJitterBuffer
 from server.config import parse_config
-from server.rtc_tuning import LowLatencyJitterBuffer
 from server.sdp import BITRATE_HINT, add_bitrate_hints, ice_server
 from server.slots import LatestFrameSlot
 

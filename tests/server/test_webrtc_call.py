@@ -10,10 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
+from evaluation.identity import cosine_similarity, face_embedding
 from loadtest.local_server import RunningServer, running_server
 from loadtest.peer import PeerConfig, SyntheticPeer
 from models.assets import gallery
-from models.face_metrics import cosine_similarity, face_embedding, mouth_opening
+from models.face_measures import mouth_opening
 from models.landmarks import detect_landmarks
 
 FPS = 30.0

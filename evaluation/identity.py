@@ -1,4 +1,4 @@
-"""Face measures used by tests and evaluation: identity embedding, mouth opening, eye openness."""
+"""Identity for evaluation and tests: dlib's 128-d face embedding and the cosine between two of them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import dlib
 import numpy as np
 
 from models.assets import FACE_EMBEDDING_RESNET, SHAPE_PREDICTOR_5, dlib_model_path
-from models.landmarks import detect_face_boxes, face_size, to_gray
-
-LEFT_EYE, RIGHT_EYE = np.arange(36, 42), np.arange(42, 48)
+from models.landmarks import detect_face_boxes, to_gray
 
 _lock = threading.Lock()
 
@@ -42,21 +40,3 @@ def face_embedding(rgb: np.ndarray) -> np.ndarray | None:
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
-def mouth_opening(landmarks: np.ndarray) -> float:
-    """Inner-lip gap normalised by the eye distance (0 = closed)."""
-    gap = np.mean([np.linalg.norm(landmarks[a] - landmarks[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
-    return float(gap / max(face_size(landmarks), 1e-6))
-
-
-def eye_openness(landmarks: np.ndarray, eye: np.ndarray) -> float:
-    """Eye height / width of one eye (dlib's 6 points per eye)."""
-    points = landmarks[eye]
-    vertical = np.linalg.norm(points[1] - points[5]) + np.linalg.norm(points[2] - points[4])
-    return float(vertical / (2 * max(np.linalg.norm(points[0] - points[3]), 1e-6)))
-
-
-def eye_aspect_ratio(landmarks: np.ndarray) -> float:
-    """Mean eye openness of both eyes (height / width)."""
-    return (eye_openness(landmarks, LEFT_EYE) + eye_openness(landmarks, RIGHT_EYE)) / 2

@@ -1,6 +1,6 @@
 """Turn a folder of face videos into training shards: aligned face crops + landmarks, one shard per video.
 
-    python -m models.prepare --videos DIR --out DATA [--size 256] [--workers 2] [--heldout-fraction 0.1]
+    python -m training.prepare --videos DIR --out DATA [--size 256] [--workers 2] [--heldout-fraction 0.1]
 
 Each video's face is tracked; every frame is cropped with one fixed, upright crop per video (from the
 median landmarks), so head motion stays in the frames as the driver's pose. Shards go to DATA/train or
@@ -101,7 +101,7 @@ def prepare(config: PrepareConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.prepare", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m training.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, required=True, help="folder of videos (searched recursively)")
     parser.add_argument("--out", type=Path, required=True, help="dataset folder")

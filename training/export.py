@@ -1,6 +1,6 @@
 """Export trained generator weights to ONNX (target encoder + per-frame decode graphs).
 
-    python -m models.export --weights RUN/generator.pt --out exported/
+    python -m training.export --weights RUN/generator.pt --out exported/
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from models.marionette.runtime import OnnxRuntime, TorchRuntime, export_onnx, lo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.export", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, required=True, help="generator.pt from models.train")
+    parser.add_argument("--weights", type=Path, required=True, help="generator.pt from training.train")
     parser.add_argument("--out", type=Path, required=True, help="output folder for the .onnx files")
     args = parser.parse_args(argv)
     if not args.weights.is_file():

@@ -1,11 +1,11 @@
-"""Train the MarioNETte generator by self-reenactment on prepared shards (models.prepare).
+"""Train the MarioNETte generator by self-reenactment on prepared shards (training.prepare).
 
-    python -m models.train --config lite --data DATA --out RUN [--steps 20000] [--batch 8] [--shots 1]
-    torchrun --nproc_per_node 2 -m models.train ...      # several GPUs / processes (DDP)
+    python -m training.train --config lite --data DATA --out RUN [--steps 20000] [--batch 8] [--shots 1]
+    torchrun --nproc_per_node 2 -m training.train ...      # several GPUs / processes (DDP)
 
 Each sample: K target frames and one driver frame of the same video; the driver frame is the ground
 truth. Each sample gets one random colour change and maybe a horizontal flip, the same on all its
-frames (models.augment; --no-augment turns it off). Losses: multi-scale L1, hinge GAN with the
+frames (training.augment; --no-augment turns it off). Losses: multi-scale L1, hinge GAN with the
 landmark-conditioned projection discriminator, and discriminator feature matching (no perceptual
 loss: no VGG weights can be downloaded here). Mixed precision on CUDA, checkpoint + resume
 (RUN/checkpoint.pt), fixed seeds, a CSV log and a PNG grid (target | driver landmarks | output |
@@ -32,13 +32,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from models.augment import augment_sample
 from models.marionette.config import CONFIGS, MarioNETteConfig
-from models.marionette.discriminator import ProjectionDiscriminator
 from models.marionette.landmark_disentangle import fit_expression_model
 from models.marionette.network import MarioNETteGenerator
 from models.marionette.rasterize import landmark_image
 from models.marionette.runtime import save_generator
+from training.augment import augment_sample
+from training.discriminator import ProjectionDiscriminator
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class TrainConfig:
     sample_every: int = 200
     checkpoint_every: int = 200
     check_replicas: bool = False
-    augment: bool = True  # models.augment: per-sample colour change and horizontal flip
+    augment: bool = True  # training.augment: per-sample colour change and horizontal flip
 
 
 class ShardSampler:
@@ -68,7 +68,7 @@ class ShardSampler:
     def __init__(self, folder: Path, size: int, shots: int, seed: int, augment: bool = True) -> None:
         paths = sorted(folder.glob("*.npz"))
         if not paths:
-            raise FileNotFoundError(f"no shards in {folder}: run python -m models.prepare first")
+            raise FileNotFoundError(f"no shards in {folder}: run python -m training.prepare first")
         self.videos = []
         for path in paths:
             with np.load(path) as shard:
@@ -221,10 +221,10 @@ def train(config: TrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=list(CONFIGS), default="lite", help="network config")
-    parser.add_argument("--data", type=Path, required=True, help="dataset folder from models.prepare")
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder from training.prepare")
     parser.add_argument("--out", type=Path, required=True, help="run folder (resumes if it has a checkpoint)")
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=8, help="per process")

@@ -1,6 +1,6 @@
 """Fit the landmark-disentanglement model (expression basis, optional regressor) on face videos.
 
-    python -m models.marionette.fit_landmarks --video a.mp4 --video b.mp4 --out expression.npz --regressor
+    python -m training.fit_landmarks --video a.mp4 --video b.mp4 --out expression.npz --regressor
 
 Each video is taken as one identity. The training pipeline (issue 5) calls the same functions on its
 training landmarks and saves the result with the checkpoint.
@@ -34,7 +34,7 @@ def video_landmarks(path: Path, max_frames: int | None = None) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.marionette.fit_landmarks", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m training.fit_landmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, action="append", required=True, help="one identity per video")
     parser.add_argument("--out", type=Path, required=True, help="output .npz")

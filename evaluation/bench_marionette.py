@@ -1,7 +1,7 @@
 """Benchmark (not a test): params, FLOPs, and ms/frame + frames/s of the per-frame generator work
 (driver encoder + blender + decoder, target side cached) per config, batch size and runtime.
 
-    python -m models.marionette.bench --json out/marionette_bench.json
+    python -m evaluation.bench_marionette --json out/marionette_bench.json
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from models.machine_info import machine_info
+from evaluation.machine_info import machine_info
 from models.marionette.config import CONFIGS
 from models.marionette.network import MarioNETteGenerator
 from models.marionette.runtime import OnnxRuntime, Runtime, TorchRuntime, export_onnx
@@ -49,7 +49,7 @@ def time_decode(runtime: Runtime, batch: int, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.marionette.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m evaluation.bench_marionette", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 4, 16, 64])

@@ -6,8 +6,8 @@ with the lowest mean error over inter-ocular distance. Left/right pairs are fitt
 mirror image use mirrored vertices, found by running the mesh on flipped crops), so the table is symmetric by
 construction; midline points only take symmetric candidates. A blend is kept only when it clearly helps.
 
-    python -m models.facemesh.fit_mapping                      # fit on WolfgangLanger, check on single_face
-    python -m models.facemesh.fit_mapping --fit-step 4 --check-step 2   # quicker
+    python -m training.fit_mapping                      # fit on WolfgangLanger, check on single_face
+    python -m training.fit_mapping --fit-step 4 --check-step 2   # quicker
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 from scipy.spatial import ConvexHull, Delaunay
 
+from evaluation.facemesh_reference import Sample, decode, inter_ocular, mesh_in_crops, point_errors, samples
 from models.facemesh.mapping import IBUG_MIRROR
 from models.facemesh.networks import MESH_POINTS, MESH_SIZE
-from models.facemesh.reference import Sample, decode, inter_ocular, mesh_in_crops, point_errors, samples
 
 Candidate = tuple[tuple[int, float], ...]  # (vertex, weight) pairs, weights sum to 1
 
@@ -194,7 +194,7 @@ def _apply(table: list[Candidate], mesh: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.facemesh.fit_mapping", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m training.fit_mapping", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit-clip", default="WolfgangLanger_Pexels.mp4")
     parser.add_argument("--fit-step", type=int, default=2, help="use every N-th frame of the fitting clip")

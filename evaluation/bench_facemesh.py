@@ -9,8 +9,8 @@
 
 CPU always (torch and onnxruntime); on CUDA also torch fp32, torch fp16 and onnxruntime's CUDA provider.
 
-    python -m models.facemesh.bench --json out/facemesh_bench.json
-    python -m models.facemesh.bench --batches 1 4 --seconds 1    # quick
+    python -m evaluation.bench_facemesh --json out/facemesh_bench.json
+    python -m evaluation.bench_facemesh --batches 1 4 --seconds 1    # quick
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from evaluation.facemesh_reference import CropTransform, decode, dlib_face
+from evaluation.machine_info import machine_info
 from models.facemesh.eyes import refine_mesh, run_eye_network
 from models.facemesh.networks import NetworkRunner, RuntimeConfig, as_pixels, eye_runner, mesh_runner
-from models.facemesh.reference import CropTransform, decode, dlib_face
 from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig, MeshTrackState
-from models.machine_info import machine_info
 
 CLIP = "WolfgangLanger_Pexels.mp4"
 MODES = ("mesh", "track", "detect+track", "eyes")
@@ -109,7 +109,7 @@ def track_step(stage: MeshLandmarkStage, frames: list[np.ndarray], batch: int, f
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.facemesh.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m evaluation.bench_facemesh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 4, 16, 64])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)

@@ -8,9 +8,9 @@ leaves: "false faces" (the tracker reports a face on a frame where dlib finds no
 face, how many frames the tracker takes to pick it up again. dlib runs full detection on every frame (no
 tracking), so it is an independent reference. Writes report.json, report.md and frames.png into --out.
 
-    python -m models.facemesh.evaluate --out out/facemesh_eval
-    python -m models.facemesh.evaluate --out /tmp/quick --limit 60   # first 60 frames of each clip
-    python -m models.facemesh.evaluate --out out/facemesh_eval_plain --no-refine-eyes   # FaceMesh's own eyelids
+    python -m evaluation.facemesh --out out/facemesh_eval
+    python -m evaluation.facemesh --out /tmp/quick --limit 60   # first 60 frames of each clip
+    python -m evaluation.facemesh --out out/facemesh_eval_plain --no-refine-eyes   # FaceMesh's own eyelids
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.face_metrics import eye_aspect_ratio
+from evaluation.facemesh_reference import TALKING_CLIPS, decode, dlib_face, nme
+from evaluation.machine_info import machine_info
+from models.face_measures import eye_aspect_ratio
 from models.facemesh.mapping import MESH_CONTOURS
 from models.facemesh.networks import RuntimeConfig
-from models.facemesh.reference import TALKING_CLIPS, decode, dlib_face, nme
 from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig, MeshTrackState
-from models.machine_info import machine_info
 
 # face_noface.mov ends without its face and the face never comes back, so it also runs forward then backward:
 # the face leaves and returns in the same scene. no_face.mp4 followed by single_face.mp4 is a hard cut to a face.
@@ -195,7 +195,7 @@ def _span(values: list[float] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.facemesh.evaluate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m evaluation.facemesh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md, frames.png")
     parser.add_argument("--clips", nargs="+", default=[*TALKING_CLIPS, *EXIT_CLIPS],

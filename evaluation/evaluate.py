@@ -1,9 +1,9 @@
 """Evaluate generators on held-out face videos: identity, motion transfer, fidelity, jitter, speed.
 
-    python -m models.evaluate --data HELDOUT/ --out report/ [--generators marionette,warp,still]
+    python -m evaluation.evaluate --data HELDOUT/ --out report/ [--generators marionette,warp,still]
         [--weights W.pt] [--max-frames 120]
 
---data takes a folder of held-out videos (mp4/avi/mov/mkv; the videos models.prepare put in the
+--data takes a folder of held-out videos (mp4/avi/mov/mkv; the videos training.prepare put in the
 held-out split) or single video files, and may be repeated.
 
 Self-reenactment: the target is the clip's first frame, the driver the rest of the same clip, so the
@@ -32,14 +32,14 @@ import numpy as np
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
+from evaluation.identity import cosine_similarity, face_embedding
+from evaluation.machine_info import machine_info
 from models.align import crop_matrix
 from models.assets import gallery
-from models.face_metrics import cosine_similarity, face_embedding
 from models.landmarks import detect_landmarks, face_size
-from models.machine_info import machine_info
 from models.pipeline import GENERATORS, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
-from models.prepare import find_videos
 from options import MISSING, OptionParser, new_parser, option, section
+from training.prepare import find_videos
 
 EMBED_EVERY = 4  # embeddings cost ~120 ms: every 4th frame is plenty for a mean
 
@@ -187,7 +187,7 @@ def write_report(report: dict, strips: dict[str, list[np.ndarray]], out: Path) -
 
 
 def held_out_videos(paths: list[Path]) -> tuple[Path, ...]:
-    """Video files as given, folders expanded to the videos inside (sorted, as models.prepare walks them)."""
+    """Video files as given, folders expanded to the videos inside (sorted, as training.prepare walks them)."""
     videos: list[Path] = []
     for path in paths:
         videos += find_videos(path) if path.is_dir() else [path] if path.is_file() else []
@@ -195,7 +195,7 @@ def held_out_videos(paths: list[Path]) -> tuple[Path, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OptionParser(new_parser("python -m models.evaluate", __doc__), EvalConfig, exclude={"generator"})
+    parser = OptionParser(new_parser("python -m evaluation.evaluate", __doc__), EvalConfig, exclude={"generator"})
     config = parser.parse(argv)
     missing = [str(path) for path in config.videos if not path.exists()]
     if missing:
