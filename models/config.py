@@ -54,6 +54,7 @@ class LandmarkSettings(RunSettings):
         "--device is cuda) or dlib (HOG + shape predictor per session, CPU only)")
     landmark_runtime: ModelRuntime = option("torch", "inference runtime for --landmarks mesh (onnx = onnxruntime)")
     detect_every: int = option(10, "run full face detection every N frames, track in between", low=1)
+    refine_eyes: bool = option(True, "--landmarks mesh: eyelids and irises from MediaPipe's eye network")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -66,7 +66,8 @@ class MeshSource:
             from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig
 
             runtime = RuntimeConfig(runtime=self.settings.landmark_runtime, device=self.settings.device)
-            self._stage = MeshLandmarkStage(MeshTrackerConfig(runtime, detect_every=self.settings.detect_every))
+            self._stage = MeshLandmarkStage(MeshTrackerConfig(runtime, detect_every=self.settings.detect_every,
+                                                              refine_eyes=self.settings.refine_eyes))
         return self._stage
 
     def attach(self, driver: DriverState) -> None:
