@@ -1,11 +1,12 @@
 """Per-frame motion signals from an independent landmarker (dlib's 68 points), never the pipeline's own.
 
-Head yaw and pitch come from cv2.solvePnP on a generic 3-D head (six of the 68 points), roll from the eye
+Head yaw and pitch come from cv2.solvePnP on a generic 3-D head (eleven rigid points of the 68), roll from the eye
 line, mouth opening is the inner-lip gap over the mouth width, eye opening the eye aspect ratio.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -13,22 +14,26 @@ import cv2
 import numpy as np
 
 from models.face_measures import eye_aspect_ratio
+from models.facemesh.canonical import canonical_face
+from models.facemesh.mapping import to_ibug68
 from models.landmarks import detect_landmarks
 
 SIGNALS = ("yaw", "pitch", "roll", "mouth", "eyes")
 
-# A generic head (the common anthropometric six-point model, in mm-like units), written in camera axes
-# (x right, y down, z away from the camera) so a frontal face has rotation ~identity: yaw and pitch are
-# then small angles around 0 and never wrap at +-180 degrees.
-HEAD_POINTS = np.array([30, 8, 36, 45, 48, 54])  # nose tip, chin, outer eye corners, mouth corners
-HEAD_MODEL = np.array([
-    (0.0, 0.0, 0.0),
-    (0.0, 330.0, 65.0),
-    (-225.0, -170.0, 135.0),
-    (225.0, -170.0, 135.0),
-    (-150.0, 150.0, 125.0),
-    (150.0, 150.0, 125.0),
-])
+# The head model for yaw and pitch: only points that expression hardly moves (nose bridge, nose tip, nostrils,
+# eye corners), in 3-D from MediaPipe's canonical face through the FaceMesh -> iBUG table. The chin and the
+# mouth corners are left out: with them, an opening mouth read as a nod (the avatar's "pitch" followed its
+# own mouth opening at r = -0.91 on single_face.mp4). Camera axes (x right, y down, z away from the
+# camera), so a frontal face has rotation ~identity and the angles never wrap.
+HEAD_POINTS = np.array([27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
+
+
+@functools.cache
+def _head_model() -> np.ndarray:
+    face = canonical_face().vertices * np.array([1.0, -1.0, -1.0], np.float32)  # y up, z to camera -> camera axes
+    xy = to_ibug68(face[:, :2])
+    z = to_ibug68(np.repeat(face[:, 2:], 2, axis=1))[:, 0]  # the same blend of each vertex's depth
+    return np.column_stack([xy, z])[HEAD_POINTS].astype(np.float64)
 
 
 def head_yaw_pitch(landmarks: np.ndarray, image_size: tuple[int, int]) -> tuple[float, float]:
@@ -40,7 +45,7 @@ def head_yaw_pitch(landmarks: np.ndarray, image_size: tuple[int, int]) -> tuple[
     height, width = image_size
     camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], np.float64)
     image_points = landmarks[HEAD_POINTS].astype(np.float64)
-    ok, rvec, _ = cv2.solvePnP(HEAD_MODEL, image_points, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    ok, rvec, _ = cv2.solvePnP(_head_model(), image_points, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return float("nan"), float("nan")
     rotation, _ = cv2.Rodrigues(rvec)
