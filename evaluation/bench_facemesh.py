@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from evaluation.facemesh_reference import CropTransform, decode, dlib_face
-from evaluation.machine_info import machine_info
+from evaluation.machine_info import emit_report, machine_info
 from models.facemesh.eyes import refine_mesh, run_eye_network
 from models.facemesh.networks import NetworkRunner, RuntimeConfig, as_pixels, eye_runner, mesh_runner
 from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig, MeshTrackState
@@ -149,11 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"benchmark": "facemesh landmarks", "clip": CLIP, "frame_size": list(frames[0].shape[:2]),
               "torch_threads": torch.get_num_threads(), "seconds_per_measurement": args.seconds,
               "machine": machine_info(), "results": [asdict(r) for r in results]}
-    text = json.dumps(report, indent=2)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
-    print(text)
+    emit_report(report, args.json)
     return 0
 
 

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from evaluation.machine_info import machine_info
+from evaluation.machine_info import emit_report, machine_info
 from models.marionette.config import CONFIGS
 from models.marionette.network import MarioNETteGenerator
 from models.marionette.runtime import OnnxRuntime, Runtime, TorchRuntime, export_onnx
@@ -85,11 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:6s} {runtime_name:10s} batch {batch:3d}: {1000 * seconds / batch:8.2f} ms/frame "
                       f"{batch / seconds:8.1f} frames/s", file=sys.stderr)
         report["results"].append(entry)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
+    emit_report(report, args.json)
     return 0
 
 

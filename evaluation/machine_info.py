@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 _PACKAGES = ("aiortc", "aiohttp", "av", "numpy", "opencv-python-headless", "dlib-bin", "torch", "onnxruntime")
 
@@ -61,3 +63,12 @@ def machine_info() -> dict:
         "python": sys.version.split()[0],
         "versions": versions,
     }
+
+
+def emit_report(report: dict, path: Path | None) -> None:
+    """Print a benchmark report as JSON on stdout and, if a path is given, write it there too."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)

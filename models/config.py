@@ -43,6 +43,9 @@ class GeneratorSettings(RunSettings):
                                   existing=True)
     network: str = option("lite", "network config for --generator marionette", choices=tuple(CONFIGS))
     runtime: ModelRuntime = option("torch", "inference runtime for --generator marionette (onnx = onnxruntime)")
+    few_shot_texture: bool = option(False, "--generator mesh with several target photos: face triangles the first "
+                                    "photo shows foreshortened take their texture from the photo that sees them "
+                                    "best (off: measured no better than one photo, see docs/mesh_generator.md)")
 
 
 @dataclass(frozen=True, kw_only=True)

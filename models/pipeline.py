@@ -17,6 +17,7 @@ with face_found=False; it never raises for that.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ from models.landmarks import (
     landmarks_in_box,
     to_gray,
 )
+from models.mesh3d.transfer import eye_openness
 from models.smoothing import OneEuroFilter
 from models.transformer import LandmarkTransformer, TransformerConfig
 from options import option, section
@@ -52,6 +54,9 @@ if TYPE_CHECKING:  # the mesh tracker needs torch; the dlib path does not import
     from models.facemesh.tracker import MeshLandmarkStage, MeshTrackState
 
 GENERATORS = GENERATOR_NAMES
+EYE_HISTORY = 300  # frames (10 s at 30 fps) of eye openness kept per session
+EYE_HISTORY_MIN = 15
+EYE_OPEN_PERCENTILE = 80
 __all__ = ["GENERATORS", "LANDMARK_RUNTIMES", "LANDMARK_SOURCES", "TRANSFORMERS", "FrameJob", "NoFaceError",
            "PipelineConfig", "ReenactmentPipeline"]
 
@@ -88,6 +93,7 @@ class DriverState:
     mesh_smoother: OneEuroFilter = field(default_factory=OneEuroFilter)
     current_mesh: np.ndarray | None = None  # (468, 3) smoothed driver mesh of the frame being rendered
     neutral_mesh: np.ndarray | None = None  # (468, 3) driver mesh at rest (calibrated with `neutral`)
+    eye_history: deque = field(default_factory=lambda: deque(maxlen=EYE_HISTORY))  # recent eye openness (2,)
     calibrate_next: bool = True  # the first face seen becomes the neutral face
     last_output: np.ndarray | None = None
 
@@ -239,6 +245,8 @@ class ReenactmentPipeline:
             if driver.calibrate_next or driver.neutral is None:
                 driver.neutral = points.copy()
                 driver.neutral_mesh = driver.current_mesh
+            if driver.current_mesh is not None:
+                driver.eye_history.append(eye_openness(driver.current_mesh))
                 driver.calibrate_next = False
             return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
         finally:
@@ -263,7 +271,15 @@ def build_transformer(config: TransformerSettings) -> LandmarkTransformer:
 
 def _request(job: FrameJob, driven: np.ndarray | None, frame: np.ndarray) -> GenerateRequest:
     return GenerateRequest(job.target.images, job.target.landmarks, job.target.extra.get("generator", {}),
-                           driven, frame, job.driver.current_mesh, job.driver.neutral_mesh)
+                           driven, frame, job.driver.current_mesh, job.driver.neutral_mesh, _open_eyes(job.driver))
+
+
+def _open_eyes(driver: DriverState) -> np.ndarray | None:
+    """The driver's eyes when open: a high percentile of their recent openness (blinks and a neutral face
+    calibrated while looking down do not count); None until there is enough history."""
+    if len(driver.eye_history) < EYE_HISTORY_MIN:
+        return None
+    return np.percentile(np.stack(driver.eye_history), EYE_OPEN_PERCENTILE, axis=0)
 
 
 def as_rgb(frame: object) -> np.ndarray | None:

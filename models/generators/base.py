@@ -21,6 +21,7 @@ class GenerateRequest:
     driver_frame: np.ndarray  # the raw driver frame (only passthrough looks at it)
     driver_mesh: np.ndarray | None = None  # (468, 3) the driver's smoothed FaceMesh, frame pixels (mesh landmarks)
     neutral_mesh: np.ndarray | None = None  # (468, 3) the driver's calibrated neutral FaceMesh
+    open_eyes: np.ndarray | None = None  # (2,) the driver's eye openness with eyes open (None: the neutral's)
 
 
 class Generator(ABC):

@@ -15,6 +15,8 @@ rasteriser + grid_sample for the whole batch. Both give the same map within a st
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from models.facemesh.mapping import to_ibug68
@@ -22,7 +24,10 @@ from models.generators.base import GenerateRequest, Generator
 from models.generators.paint import face_colours, paint_mouth
 from models.mesh3d.render import Layout, layout, sample, sampling_map_cpu
 from models.mesh3d.template import MeshTemplate, build_template
-from models.mesh3d.transfer import DrivenMesh, TransferConfig, head_frame
+from models.mesh3d.transfer import DrivenMesh, TransferConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 class MeshGenerator(Generator):
@@ -32,11 +37,9 @@ class MeshGenerator(Generator):
                 meshes: list[np.ndarray] | None = None) -> dict:
         if meshes is None or len(meshes) != len(images):
             raise ValueError("the mesh generator needs a face mesh of every target photo")
-        config = TransferConfig(output_size=self.output_size)
-        templates = [build_template(image, mesh, config) for image, mesh in zip(images, meshes, strict=True)]
-        rotations = [head_frame(t.mesh).rotation for t in templates]
-        colours = [face_colours(image, to_ibug68(mesh)) for image, mesh in zip(images, meshes, strict=True)]
-        return {"templates": templates, "rotations": rotations, "colours": colours}
+        template = build_template(images, meshes, TransferConfig(output_size=self.output_size),
+                                  few_shot_texture=self.settings.few_shot_texture)
+        return {"template": template, "colours": face_colours(images[0], to_ibug68(meshes[0]))}
 
     def generate(self, requests: list[GenerateRequest]) -> list[np.ndarray]:
         return [image for image, _ in self._render(requests)]
@@ -49,48 +52,45 @@ class MeshGenerator(Generator):
         if self.settings.device.startswith("cuda"):
             return self._render_torch(requests, frames)
         results = []
-        for request, (k, driven, frame_layout) in zip(requests, frames, strict=True):
-            template: MeshTemplate = request.cache["templates"][k]
+        for request, (driven, frame_layout) in zip(requests, frames, strict=True):
             map_xy, area = sampling_map_cpu(frame_layout, self.output_size)
-            image = sample(template.image, map_xy)
-            paint_mouth(image, to_ibug68(driven.points), request.cache["colours"][k])
+            image = sample(request.cache["template"].image, map_xy)
+            paint_mouth(image, to_ibug68(driven.points), request.cache["colours"])
             results.append((image, area))
         return results
 
-    def _render_torch(self, requests: list[GenerateRequest], frames: list[tuple[int, DrivenMesh, Layout]]
+    def _render_torch(self, requests: list[GenerateRequest], frames: list[tuple[DrivenMesh, Layout]]
                       ) -> list[tuple[np.ndarray, np.ndarray]]:
-        import torch
-
-        from models.mesh3d.render import sample_torch, sampling_maps_torch
+        from models.mesh3d.render import sampling_maps_torch
 
         device = self.settings.device
-        maps, areas = sampling_maps_torch([frame_layout for _, _, frame_layout in frames], self.output_size, device)
-        photos = np.stack([request.cache["templates"][k].image for request, (k, _, _) in zip(requests, frames,
-                                                                                           strict=True)])
-        tensor = torch.from_numpy(photos).to(device).permute(0, 3, 1, 2).float()
-        images = sample_torch(tensor, maps).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        maps, areas = sampling_maps_torch([frame_layout for _, frame_layout in frames], self.output_size, device)
+        images = self._sample_batched(requests, maps)
         results = []
-        for index, (request, (k, driven, _)) in enumerate(zip(requests, frames, strict=True)):
+        for index, (request, (driven, _)) in enumerate(zip(requests, frames, strict=True)):
             image = np.ascontiguousarray(images[index])
-            paint_mouth(image, to_ibug68(driven.points), request.cache["colours"][k])
+            paint_mouth(image, to_ibug68(driven.points), request.cache["colours"])
             results.append((image, areas[index].cpu().numpy()))
         return results
 
-    def _layout(self, request: GenerateRequest) -> tuple[int, DrivenMesh, Layout]:
+    def _sample_batched(self, requests: list[GenerateRequest], maps: torch.Tensor) -> np.ndarray:
+        """grid_sample per atlas width (targets with the same number of photos share one call)."""
+        from models.mesh3d.render import sample_torch
+
+        out = np.zeros((len(requests), self.output_size, self.output_size, 3), np.uint8)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.cache["template"].image.shape, []).append(index)
+        for members in groups.values():
+            atlases = np.stack([requests[i].cache["template"].image for i in members])
+            tensor = torch.from_numpy(atlases).to(maps.device).permute(0, 3, 1, 2).float()
+            sampled = sample_torch(tensor, maps[members]).round().clamp(0, 255).byte()
+            out[members] = sampled.permute(0, 2, 3, 1).cpu().numpy()
+        return out
+
+    def _layout(self, request: GenerateRequest) -> tuple[DrivenMesh, Layout]:
         if request.driver_mesh is None or request.neutral_mesh is None:
             raise ValueError("the mesh generator needs the driver's face mesh (use --landmarks mesh)")
-        templates: list[MeshTemplate] = request.cache["templates"]
-        driven = templates[0].transfer.drive(request.driver_mesh, request.neutral_mesh)
-        k = self._pick_source(request.cache["rotations"], driven)
-        if k:
-            driven = templates[k].transfer.drive(request.driver_mesh, request.neutral_mesh)
-        return k, driven, layout(templates[k], driven)
-
-    @staticmethod
-    def _pick_source(rotations: list[np.ndarray], driven: DrivenMesh) -> int:
-        """Few-shot: the photo whose head pose is closest to the pose the avatar is about to show."""
-        if len(rotations) == 1:
-            return 0
-        wanted = driven.motion.rotation @ rotations[0]
-        angles = [np.arccos(np.clip((np.trace(wanted @ r.T) - 1) / 2, -1, 1)) for r in rotations]
-        return int(np.argmin(angles))
+        template: MeshTemplate = request.cache["template"]
+        driven = template.transfer.drive(request.driver_mesh, request.neutral_mesh, request.open_eyes)
+        return driven, layout(template, driven)

@@ -21,6 +21,7 @@ from models.mesh3d.template import MeshTemplate, ring_limits, signed_areas
 from models.mesh3d.transfer import DrivenMesh
 
 RING_SHARES = (1.0, 0.6, 0.3, 0.0)  # ring motion tried until the outer layer has no flipped triangle
+MAP_STEP = 2  # single-photo maps are built at half resolution (see sampling_map_cpu)
 MIN_AREA = 1e-3  # px^2 (twice the area): thinner triangles are not painted
 OUTER_DEPTH = 1e9  # outer-layer triangles lie behind every face triangle
 
@@ -33,6 +34,7 @@ class Layout:
     src: np.ndarray  # (N, 3, 2) photo pixels
     depth: np.ndarray  # (N,) painting key: smaller is nearer; inf = not painted
     orientation: np.ndarray  # (N,) +1, or -1 where the photo is sampled mirrored (a reflection, not a fold)
+    map_step: int  # the map is built at 1/map_step resolution (see sampling_map_cpu)
 
     def painting_order(self) -> np.ndarray:
         """Painted triangles, far to near."""
@@ -46,7 +48,7 @@ def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
     outer_src = template.outer_source
     for share in RING_SHARES:
         # The ring stays off the border (crossing it folds), so the outer triangles still tile the frame.
-        ring_xy = np.clip(template.ring[:, :2] + share * ring_motion, *ring_limits(template.image.shape[0]))
+        ring_xy = np.clip(template.ring[:, :2] + share * ring_motion, *ring_limits(template.size))
         outer_dst = template.outer_points(points[template.oval, :2], ring_xy)[template.outer_triangles]
         flipped = signed_areas(outer_dst) * template.outer_rest_sign <= 0
         if not flipped.any():
@@ -58,7 +60,10 @@ def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
     orientation = np.concatenate([np.ones(len(outer_dst)), np.where(template.mirrored, -1.0, 1.0)])
     return Layout(np.concatenate([outer_dst, face_dst]).astype(np.float32),
                   np.concatenate([outer_src, template.face_source]).astype(np.float32),
-                  np.concatenate([outer_depth, face_depth]), orientation.astype(np.float32))
+                  np.concatenate([outer_depth, face_depth]), orientation.astype(np.float32),
+                  # Few-shot maps jump between photos of the atlas at texture seams: resizing a coarse map
+                  # would sample between photos there, so they are built at full resolution.
+                  1 if template.image.shape[1] > template.size else MAP_STEP)
 
 
 def affine_coefficients(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
@@ -105,11 +110,12 @@ def area_from_ids(ids: np.ndarray, coefficients: np.ndarray, orientation: np.nda
     return np.concatenate([np.ones(1, np.float32), determinant.astype(np.float32)])[ids]
 
 
-def sampling_map_cpu(layout_: Layout, size: int, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def sampling_map_cpu(layout_: Layout, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The (size, size, 2) sampling map and (size, size) area ratios of one frame, with OpenCV.
 
     Built at 1/step resolution and resized: the map is affine inside each triangle, so this changes it
     only along triangle edges (sub-pixel) for ~step^2 less work."""
+    step = layout_.map_step
     ids = triangle_ids_cpu(layout_, size, step)
     coefficients = affine_coefficients(layout_.dst, layout_.src)
     small = map_from_ids(ids, coefficients, step)
@@ -124,14 +130,15 @@ def sample(image: np.ndarray, map_xy: np.ndarray) -> np.ndarray:
     return cv2.remap(image, map_xy[..., 0], map_xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def sampling_maps_torch(layouts: list[Layout], size: int, device: str = "cpu", step: int = 2,
-                        chunk: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
+def sampling_maps_torch(layouts: list[Layout], size: int, device: str = "cpu", chunk: int = 96
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """The same maps for a whole batch in one batched computation: (B, size, size, 2) and (B, size, size).
 
     Each pixel takes the nearest covering triangle (smallest depth key), which is what painting far to near
     gives on the CPU path; only pixels exactly on triangle edges may pick the other neighbour."""
     import torch.nn.functional as F
 
+    step = min(item.map_step for item in layouts)
     count = max(len(item.depth) for item in layouts)
     dst = torch.zeros(len(layouts), count, 3, 2, device=device)
     src = torch.zeros_like(dst)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
@@ -26,16 +27,22 @@ BORDER_TICKS = 6
 MIRROR_BELOW = 0.35  # a triangle facing the photo's camera less than this (cosine) may borrow its mirror's
 MIRROR_GAIN = 0.25  # ... when the mirror triangle faces the camera this much better
 MIN_FACING = 0.05  # a source triangle seen more edge-on than this has no usable texture
+FEW_SHOT_BELOW = 0.6  # few-shot: a triangle the first photo sees less frontally than this may use another photo
+FACE_OVAL_HINT = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
+                           377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67,
+                           109])  # the mesh's outline, for colour statistics of the face
 
 
 @dataclass(frozen=True)
 class MeshTemplate:
-    image: np.ndarray  # (S, S, 3) uint8 target crop (read-only)
-    mesh: np.ndarray  # (468, 3) target mesh in crop pixels
+    image: np.ndarray  # (S, K * S, 3) uint8: the K target crops side by side (read-only), what the map samples
+    size: int  # S, the output size
+    mesh: np.ndarray  # (468, 3) the first photo's mesh in crop pixels: the avatar's rest geometry
     transfer: MeshTransfer
     face_triangles: np.ndarray  # (F, 3) canonical triangles
     front_sign: np.ndarray  # (F,) sign of a front-facing triangle's signed image area
-    face_source: np.ndarray  # (F, 3, 2) photo coordinates each face triangle's corners sample
+    face_source: np.ndarray  # (F, 3, 2) atlas coordinates each face triangle's corners sample
+    photo: np.ndarray  # (F,) which photo each face triangle's texture comes from (few-shot)
     mirrored: np.ndarray  # (F,) bool: samples its mirror triangle (a reflection, not a fold)
     usable: np.ndarray  # (F,) bool: the photo shows this triangle (or its mirror); if not, a flat colour
     oval: np.ndarray  # (V,) mesh vertex ids on the face outline
@@ -84,7 +91,7 @@ def _triangle_mirror(triangles: np.ndarray, mirror: np.ndarray) -> np.ndarray:
     return np.array([lookup.get(tuple(sorted(mirror[t].tolist())), -1) for t in triangles], np.int32)
 
 
-def _facing(mesh: np.ndarray, triangles: np.ndarray, front_sign: np.ndarray) -> np.ndarray:
+def triangle_facing(mesh: np.ndarray, triangles: np.ndarray, front_sign: np.ndarray) -> np.ndarray:
     """Cosine between each triangle's normal and the view direction (projected area / true area)."""
     corners = mesh[triangles]
     normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
@@ -127,34 +134,66 @@ def _border(size: int) -> np.ndarray:
 
 
 def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    import cv2
-
     contour = polygon.astype(np.float32).reshape(-1, 1, 2)
     return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), False) > 0 for x, y in points])
 
 
-def build_template(image: np.ndarray, mesh: np.ndarray, config: TransferConfig) -> MeshTemplate:
+def _face_texture(meshes: list[np.ndarray], triangles: np.ndarray, front_sign: np.ndarray,
+                  mirror: np.ndarray, canonical_corners: np.ndarray, size: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where each face triangle takes its texture: (source corners in atlas pixels, photo index, mirrored,
+    usable). Photo k sits at x offset k * size in the atlas."""
+    facing = np.stack([triangle_facing(mesh, triangles, front_sign) for mesh in meshes])  # (K, F)
+    # Few-shot: a triangle the first photo shows foreshortened takes its texture from the photo that sees
+    # it best; the first photo keeps what it shows well (fewer seams between photos).
+    best = facing.argmax(axis=0)
+    photo = np.where((facing[0] < FEW_SHOT_BELOW) & (facing.max(axis=0) > facing[0] + MIRROR_GAIN), best, 0)
+    seen = facing[photo, np.arange(len(triangles))]
+    partner = _triangle_mirror(triangles, mirror)
+    better = np.where(partner >= 0, facing[photo, np.maximum(partner, 0)], -1.0)
+    mirrored = (seen < MIRROR_BELOW) & (better > seen + MIRROR_GAIN)
+    # A triangle no photo shows from the front (lips pressed together, the far side of a turned face) has no
+    # texture of its own: its mirror's if that one is seen, else a flat colour (below).
+    usable = np.where(mirrored, better, seen) > MIN_FACING
+    source_vertices = np.where(mirrored[:, None], mirror[triangles], triangles)
+    stacked = np.stack(meshes)[..., :2]  # (K, 468, 2)
+    source = stacked[photo[:, None], source_vertices] + np.stack([photo * size, np.zeros_like(photo)], -1)[:, None]
+    # The flat colour: a tiny front-facing copy of the canonical triangle at the centre (positive area, so
+    # never a fold; the fold measure counts it as extreme).
+    centre = source.mean(axis=1, keepdims=True)
+    tiny = centre + 0.02 * (canonical_corners - canonical_corners.mean(axis=1, keepdims=True))
+    return np.where(usable[:, None, None], source, tiny).astype(np.float32), photo, mirrored, usable
+
+
+def _atlas(images: list[np.ndarray], meshes: list[np.ndarray]) -> np.ndarray:
+    """The photos side by side, each later one colour-matched to the first on the face (per-channel gain)."""
+    face = [cv2.fillPoly(np.zeros(image.shape[:2], np.uint8), [np.round(mesh[FACE_OVAL_HINT, :2]).astype(np.int32)], 1)
+            for image, mesh in zip(images, meshes, strict=True)]
+    reference = images[0][face[0] > 0].reshape(-1, 3).astype(np.float32).mean(axis=0)
+    matched = [images[0]]
+    for image, mask in zip(images[1:], face[1:], strict=True):
+        gain = reference / np.maximum(image[mask > 0].reshape(-1, 3).astype(np.float32).mean(axis=0), 1.0)
+        matched.append(np.clip(image.astype(np.float32) * np.clip(gain, 0.5, 2.0), 0, 255).astype(np.uint8))
+    atlas = np.concatenate(matched, axis=1)
+    atlas.setflags(write=False)  # shared by every session that picks this target
+    return atlas
+
+
+def build_template(images: list[np.ndarray], meshes: list[np.ndarray], config: TransferConfig,
+                   few_shot_texture: bool = True) -> MeshTemplate:
+    """The template of a target from K >= 1 aligned photos and their meshes; the first photo is the pose the
+    avatar starts from, the others (with few_shot_texture) lend texture where it is foreshortened."""
+    if not few_shot_texture:
+        images, meshes = images[:1], meshes[:1]
     face = canonical_face()
     triangles = face.triangles
     canonical_corners = (face.vertices * IMAGE_AXES)[triangles][..., :2]
     front_sign = np.sign(signed_areas(canonical_corners)).astype(np.float32)
-    mesh = np.asarray(mesh, np.float32)
-    facing = _facing(mesh, triangles, front_sign)
-    partner = _triangle_mirror(triangles, face.mirror)
-    better = np.where(partner >= 0, facing[np.maximum(partner, 0)], -1.0)
-    mirrored = (facing < MIRROR_BELOW) & (better > facing + MIRROR_GAIN)
-    # A triangle the photo shows from behind (lips pressed together, the far side of a turned face) has
-    # no texture of its own: its mirror's if that one is seen, else it is never painted (it would fold).
-    usable = np.where(mirrored, better, facing) > MIN_FACING
-    source_vertices = np.where(mirrored[:, None], face.mirror[triangles], triangles)
-    face_source = mesh[source_vertices][..., :2]
-    # Unusable ones take a flat colour: a tiny front-facing copy of the canonical triangle at their centre
-    # (positive area, so never a fold; the fold measure counts them as extreme).
-    centre = face_source.mean(axis=1, keepdims=True)
-    tiny = centre + 0.02 * (canonical_corners - canonical_corners.mean(axis=1, keepdims=True))
-    face_source = np.where(usable[:, None, None], face_source, tiny)
-
-    size = image.shape[0]
+    meshes = [np.asarray(mesh, np.float32) for mesh in meshes]
+    mesh = meshes[0]
+    size = images[0].shape[0]
+    face_source, photo, mirrored, usable = _face_texture(meshes, triangles, front_sign, face.mirror,
+                                                         canonical_corners, size)
     oval = _boundary_loop(triangles)
     ring, ring_weights = _ring(mesh, oval, size)
     border = _border(size)
@@ -163,8 +202,5 @@ def build_template(image: np.ndarray, mesh: np.ndarray, config: TransferConfig) 
     centroids = points[outer].mean(axis=1)
     outer = outer[~_inside(centroids, mesh[oval, :2])]  # the face layer covers the inside of the oval
     rest_sign = np.sign(signed_areas(points[outer])).astype(np.float32)
-    readonly = image.copy()
-    readonly.setflags(write=False)
-    return MeshTemplate(readonly, mesh, MeshTransfer(mesh, config), triangles, front_sign,
-                        face_source.astype(np.float32), mirrored, usable, oval, ring, ring_weights, border, outer,
-                        rest_sign)
+    return MeshTemplate(_atlas(images, meshes), size, mesh, MeshTransfer(mesh, config), triangles, front_sign,
+                        face_source, photo, mirrored, usable, oval, ring, ring_weights, border, outer, rest_sign)

@@ -6,8 +6,9 @@ MarioNETte's landmark-transformer idea, in 3-D:
 2. expression: the current mesh brought back into the neutral's pose, minus the neutral, expressed in
    the canonical head frame and rescaled per axis from the driver's face proportions to the target's
    (a wide driver face must not widen the target), then put into the target's head frame;
-3. eyes: each eye's opening is transferred as a ratio of the driver's own rest opening, so a closed
-   driver eye closes the target's eye whatever the two eye sizes are;
+3. eyes: each eye's opening is transferred as a ratio of the driver's own open eye (a running
+   reference the pipeline keeps per session, so a neutral face calibrated while looking down or blinking
+   does not cap the avatar's eyes), so a closed driver eye closes the target's eye whatever the sizes;
 4. the target's expressive mesh is rotated and scaled by the driver's relative pose about its own
    centre and shifted by the driver's (rescaled) translation; projection is orthographic.
 
@@ -30,6 +31,7 @@ RIGHT_EYE_LOWER = (7, 163, 144, 145, 153, 154, 155)
 LEFT_EYE_UPPER = (466, 388, 387, 386, 385, 384, 398)
 LEFT_EYE_LOWER = (249, 390, 373, 374, 380, 381, 382)
 EYELIDS = ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER), (LEFT_EYE_UPPER, LEFT_EYE_LOWER))
+EYE_CORNERS = ((33, 133), (263, 362))  # outer, inner
 IMAGE_AXES = np.array([1.0, -1.0, -1.0], np.float32)  # canonical (y up, z to the camera) -> image axes
 
 
@@ -89,7 +91,9 @@ class MeshTransfer:
         self.target_extent = _extent(self.target, self.target_frame)
         _, self.weights = _canonical_image_axes()
 
-    def drive(self, current: np.ndarray, neutral: np.ndarray) -> DrivenMesh:
+    def drive(self, current: np.ndarray, neutral: np.ndarray, open_eyes: np.ndarray | None = None) -> DrivenMesh:
+        """The target's mesh doing what `current` does relative to `neutral` (the driver's meshes). `open_eyes`:
+        the driver's eye openness (`eye_openness`) when their eyes are open, per eye; default the neutral's."""
         current, neutral = np.asarray(current, np.float64), np.asarray(neutral, np.float64)
         relative = procrustes(neutral, current, self.weights)
         in_neutral_pose = relative.invert(current)
@@ -98,7 +102,8 @@ class MeshTransfer:
         delta = (in_neutral_pose - neutral) @ neutral_frame.rotation / neutral_frame.scale
         delta *= self.target_extent / _extent(neutral, neutral_frame)
         expressive = self.target + delta @ self.target_frame.rotation.T * self.target_frame.scale
-        self._open_eyes_like(expressive, in_neutral_pose, neutral)
+        reference = eye_openness(neutral) if open_eyes is None else np.asarray(open_eyes, np.float64)
+        self._open_eyes_like(expressive, eye_openness(in_neutral_pose) / np.maximum(reference, 1e-6))
 
         scale = float(np.clip(relative.scale, *self.config.scale_range))
         pivot = self.target_frame.centre_b
@@ -110,14 +115,21 @@ class MeshTransfer:
         motion = HeadMotion(relative.rotation, scale, pivot, shift)
         return DrivenMesh(motion.apply(expressive).astype(np.float32), motion)
 
-    def _open_eyes_like(self, expressive: np.ndarray, driver: np.ndarray, neutral: np.ndarray) -> None:
-        """In place: each target eye opens by the driver's opening ratio (lids about their own middle line)."""
-        for upper, lower in EYELIDS:
+    def _open_eyes_like(self, expressive: np.ndarray, openness: np.ndarray) -> None:
+        """In place: each target eye opens by the driver's ratio to their open eye (lids about their middle)."""
+        for (upper, lower), ratio in zip(EYELIDS, openness, strict=True):
             up, low = list(upper), list(lower)
-            rest_gap = np.linalg.norm(neutral[up] - neutral[low], axis=1).mean()
-            gap = np.linalg.norm(driver[up] - driver[low], axis=1).mean()
-            ratio = float(np.clip(gap / max(rest_gap, 1e-6), 0.0, self.config.max_eye_opening))
+            ratio = float(np.clip(ratio, 0.0, self.config.max_eye_opening))
             middle = (expressive[up] + expressive[low]) / 2
             half = (self.target[up] - self.target[low]) / 2  # the target's own lid gap at rest
             expressive[up] = middle + ratio * half
             expressive[low] = middle - ratio * half
+
+
+def eye_openness(mesh: np.ndarray) -> np.ndarray:
+    """(2,) per eye (subject's right, left): mean lid gap over the eye's corner distance."""
+    values = []
+    for (upper, lower), (outer, inner) in zip(EYELIDS, EYE_CORNERS, strict=True):
+        gap = np.linalg.norm(mesh[list(upper)] - mesh[list(lower)], axis=1).mean()
+        values.append(gap / max(float(np.linalg.norm(mesh[outer] - mesh[inner])), 1e-6))
+    return np.array(values)

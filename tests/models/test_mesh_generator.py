@@ -45,6 +45,19 @@ def test_a_wider_driver_face_does_not_widen_the_target() -> None:
     assert np.abs(driven - target).max() < 0.5
 
 
+def test_a_wider_driver_smiles_by_the_same_share_of_the_targets_mouth() -> None:
+    corners = [61, 291]  # mouth corners
+    target = synthetic_mesh()
+    wide = synthetic_mesh(widen=1.3)
+    smile = wide.copy()
+    centre = wide[corners].mean(axis=0)
+    smile[corners] = centre + (wide[corners] - centre) * 1.2  # 20 % wider mouth
+    driven = MeshTransfer(target).drive(smile, wide).points
+    width = np.linalg.norm(driven[corners[1]] - driven[corners[0]])
+    rest = np.linalg.norm(target[corners[1]] - target[corners[0]])
+    assert width / rest == pytest.approx(1.2, abs=0.02)  # not 1.2 * 1.3: the driver's width does not leak
+
+
 def test_head_rotation_is_transferred_in_3d() -> None:
     transfer = MeshTransfer(synthetic_mesh())
     driven = transfer.drive(synthetic_mesh(yaw=20, pitch=-10), synthetic_mesh())
@@ -89,7 +102,7 @@ def _target(index: int):  # -> TargetFace
 
 def test_a_driver_at_rest_reproduces_the_target_photo() -> None:
     target = _target(0)
-    template = target.extra["generator"]["templates"][0]
+    template = target.extra["generator"]["template"]
     driven = template.transfer.drive(template.mesh, template.mesh)
     map_xy, area = sampling_map_cpu(layout(template, driven), template.image.shape[0])
     image = sample(template.image, map_xy)
@@ -126,7 +139,7 @@ def test_cpu_and_batched_torch_renderers_agree() -> None:
     """Measured: mean map difference 0.02-0.04 px, mean pixel difference 0.14-0.29 of 255 (edge pixels only)."""
     import torch
 
-    template = _target(0).extra["generator"]["templates"][0]
+    template = _target(0).extra["generator"]["template"]
     motions = [synthetic_mesh(yaw=15), synthetic_mesh(pitch=-12, roll=8)]
     rest = synthetic_mesh()
     layouts = [layout(template, template.transfer.drive(moved, rest)) for moved in motions]
@@ -142,7 +155,22 @@ def test_cpu_and_batched_torch_renderers_agree() -> None:
 
 
 def test_template_arrays_are_immutable() -> None:
-    template = _target(0).extra["generator"]["templates"][0]
+    template = _target(0).extra["generator"]["template"]
     with pytest.raises(ValueError):
         template.image[0, 0, 0] = 1
-    assert not build_template(template.image, template.mesh, TransferConfig()).image.flags.writeable
+    assert not build_template([template.image], [template.mesh], TransferConfig()).image.flags.writeable
+
+
+def test_few_shot_texture_takes_foreshortened_triangles_from_the_photo_that_sees_them(
+        talking_face_clip: list[np.ndarray]) -> None:
+    photos = [talking_face_clip[i] for i in (242, 401, 470)]  # frontal, then turned to either side
+    pipeline = ReenactmentPipeline(PipelineConfig(generator="mesh", few_shot_texture=True))
+    template = pipeline.prepare_target(photos).extra["generator"]["template"]
+    size = template.size
+    assert template.image.shape == (size, 3 * size, 3)
+    borrowed = template.photo > 0
+    assert 0 < borrowed.sum() < 0.5 * len(template.photo)  # some, not most: the first photo stays the base
+    xs = template.face_source[..., 0]
+    assert (xs[borrowed] >= size).all() and (xs[~borrowed & template.usable] < size).all()  # atlas slots
+    single = _pipeline().prepare_target(photos).extra["generator"]["template"]  # option off: one photo
+    assert single.image.shape == (size, size, 3) and not single.photo.any()
