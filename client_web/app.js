@@ -74,6 +74,15 @@ async function loadTargets() {
   targets.forEach((t) => addTargetButton(t));
 }
 
+// Which generator and landmark stage the server runs (GET /api/info), shown with the stats.
+async function loadServerInfo() {
+  const response = await fetch("/api/info");
+  if (!response.ok) return;
+  const info = await response.json();
+  state.generator = info.generator;
+  $("stat-generator").textContent = `${info.generator} (${info.landmarks} landmarks, ${info.device})`;
+}
+
 async function chooseTarget(id) {
   const previous = state.target;
   state.target = id;
@@ -421,7 +430,7 @@ $("copy-link").addEventListener("click", () => navigator.clipboard.writeText($("
 $("upload").addEventListener("change", (event) => { uploadPhotos([...event.target.files]); event.target.value = ""; });
 window.addEventListener("beforeunload", () => { if (state.sessionId) hangUp(false); });
 
-Promise.all([loadTargets(), state.room ? loadRoom() : null]).then(() => {
+Promise.all([loadTargets(), loadServerInfo(), state.room ? loadRoom() : null]).then(() => {
   if (params.get("name")) $("name").value = params.get("name");
   if (params.get("autostart") === "1") start();
 });

@@ -20,7 +20,10 @@ import pytest
 from loadtest.local_server import REPO_ROOT, RunningServer, running_server
 from models.assets import sample_media
 from models.landmarks import detect_face_boxes, to_gray
+from models.pipeline import PipelineConfig
 from tests.media_utils import read_video_frames, write_y4m
+
+DEFAULT_GENERATOR = PipelineConfig().generator
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -70,7 +73,7 @@ def browser(playwright_driver, fake_camera: Path) -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("browser"), "--generator", "warp", "--max-sessions", "1") as running:
+    with running_server(tmp_path_factory.mktemp("browser"), "--max-sessions", "1") as running:  # default generator
         yield running
 
 
@@ -125,6 +128,7 @@ def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     assert detect_face_boxes(to_gray(frame)), "the avatar video shows no face"
     assert float(page.inner_text("#stat-fps").removesuffix(" fps")) > 0
     assert page.inner_text("#stat-res") == "256×256"
+    assert page.inner_text("#stat-generator").startswith(f"{DEFAULT_GENERATOR} (mesh landmarks")  # from /api/info
     wait_for(page, "window.marionette.estimatedLatencyMs > 0")
     assert page.inner_text("#stat-latency").startswith("≈ ")
     assert page.is_hidden("#noface")  # the driver shows a face
@@ -271,7 +275,7 @@ def test_no_face_in_the_camera_is_flagged(playwright_driver, server: RunningServ
 
 @pytest.fixture(scope="module")
 def room_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("room"), "--generator", "warp") as running:
+    with running_server(tmp_path_factory.mktemp("room")) as running:
         yield running
 
 
