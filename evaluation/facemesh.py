@@ -203,11 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N frames of each clip")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch")
     parser.add_argument("--detect-every", type=int, default=MeshTrackerConfig.detect_every)
+    parser.add_argument("--eyes-every", type=int, default=MeshTrackerConfig.eyes_every,
+                        help="run the eye network every N-th frame of a stream (default: every frame)")
     parser.add_argument("--no-refine-eyes", dest="refine_eyes", action="store_false",
                         help="FaceMesh's own eyelids, without the eye network (the before of the eyes comparison)")
     args = parser.parse_args(argv)
     config = MeshTrackerConfig(runtime=RuntimeConfig(runtime=args.runtime), detect_every=args.detect_every,
-                               refine_eyes=args.refine_eyes)
+                               refine_eyes=args.refine_eyes, eyes_every=args.eyes_every)
     stage = MeshLandmarkStage(config)
     reports, panels = [], []
     for clip in args.clips:
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(reports[-1:]).splitlines()[-1], file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"config": {"runtime": args.runtime, "detect_every": args.detect_every, "limit": args.limit,
-                         "refine_eyes": args.refine_eyes},
+                         "refine_eyes": args.refine_eyes, "eyes_every": args.eyes_every},
               "machine": machine_info(), "clips": [asdict(r) for r in reports]}
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
     (args.out / "report.md").write_text(markdown(reports))

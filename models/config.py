@@ -58,6 +58,8 @@ class LandmarkSettings(RunSettings):
     landmark_runtime: ModelRuntime = option("torch", "inference runtime for --landmarks mesh (onnx = onnxruntime)")
     detect_every: int = option(10, "run full face detection every N frames, track in between", low=1)
     refine_eyes: bool = option(True, "--landmarks mesh: eyelids and irises from MediaPipe's eye network")
+    eyes_every: int = option(1, "--refine-eyes: run the eye network on each caller every N-th frame (it costs "
+                             "~2x FaceMesh on a CPU; in between the last lid correction is kept)", low=1, high=4)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -67,7 +67,8 @@ class MeshSource:
 
             runtime = RuntimeConfig(runtime=self.settings.landmark_runtime, device=self.settings.device)
             self._stage = MeshLandmarkStage(MeshTrackerConfig(runtime, detect_every=self.settings.detect_every,
-                                                              refine_eyes=self.settings.refine_eyes))
+                                                              refine_eyes=self.settings.refine_eyes,
+                                                              eyes_every=self.settings.eyes_every))
         return self._stage
 
     def attach(self, driver: DriverState) -> None:
