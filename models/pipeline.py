@@ -94,6 +94,7 @@ class DriverState:
     current_mesh: np.ndarray | None = None  # (468, 3) smoothed driver mesh of the frame being rendered
     neutral_mesh: np.ndarray | None = None  # (468, 3) driver mesh at rest (calibrated with `neutral`)
     eye_history: deque = field(default_factory=lambda: deque(maxlen=EYE_HISTORY))  # recent eye openness (2,)
+    open_eyes: np.ndarray | None = None  # (2,) the driver's eye openness when open (see _update_open_eyes)
     calibrate_next: bool = True  # the first face seen becomes the neutral face
     last_output: np.ndarray | None = None
 
@@ -182,6 +183,8 @@ class ReenactmentPipeline:
 
     def request_calibration(self, driver: DriverState) -> None:
         driver.calibrate_next = True
+        driver.eye_history.clear()  # a new rest pose: the open-eye reference is learnt again
+        driver.open_eyes = None
 
     def process(self, jobs: list[FrameJob]) -> list[FrameResult]:
         timings: dict[str, float] = {}
@@ -245,9 +248,9 @@ class ReenactmentPipeline:
             if driver.calibrate_next or driver.neutral is None:
                 driver.neutral = points.copy()
                 driver.neutral_mesh = driver.current_mesh
-            if driver.current_mesh is not None:
-                driver.eye_history.append(eye_openness(driver.current_mesh))
                 driver.calibrate_next = False
+            if driver.current_mesh is not None:
+                _update_open_eyes(driver, eye_openness(driver.current_mesh))
             return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
         finally:
             timings["transform"] += time.perf_counter() - start
@@ -271,15 +274,18 @@ def build_transformer(config: TransformerSettings) -> LandmarkTransformer:
 
 def _request(job: FrameJob, driven: np.ndarray | None, frame: np.ndarray) -> GenerateRequest:
     return GenerateRequest(job.target.images, job.target.landmarks, job.target.extra.get("generator", {}),
-                           driven, frame, job.driver.current_mesh, job.driver.neutral_mesh, _open_eyes(job.driver))
+                           driven, frame, job.driver.current_mesh, job.driver.neutral_mesh, job.driver.open_eyes)
 
 
-def _open_eyes(driver: DriverState) -> np.ndarray | None:
-    """The driver's eyes when open: a high percentile of their recent openness (blinks and a neutral face
-    calibrated while looking down do not count); None until there is enough history."""
+def _update_open_eyes(driver: DriverState, openness: np.ndarray) -> None:
+    """The driver's eyes when open: the highest 80th percentile of any 10 s so far. A percentile, so blinks do
+    not count; never lowered, so seconds of crying or squinting do not become the new "open"; not the neutral
+    face, which may have been calibrated while looking down. Until 15 frames are seen: None (the neutral's)."""
+    driver.eye_history.append(openness)
     if len(driver.eye_history) < EYE_HISTORY_MIN:
-        return None
-    return np.percentile(np.stack(driver.eye_history), EYE_OPEN_PERCENTILE, axis=0)
+        return
+    recent = np.percentile(np.stack(driver.eye_history), EYE_OPEN_PERCENTILE, axis=0)
+    driver.open_eyes = recent if driver.open_eyes is None else np.maximum(driver.open_eyes, recent)
 
 
 def as_rgb(frame: object) -> np.ndarray | None:

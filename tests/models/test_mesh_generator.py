@@ -174,3 +174,31 @@ def test_few_shot_texture_takes_foreshortened_triangles_from_the_photo_that_sees
     assert (xs[borrowed] >= size).all() and (xs[~borrowed & template.usable] < size).all()  # atlas slots
     single = _pipeline().prepare_target(photos).extra["generator"]["template"]  # option off: one photo
     assert single.image.shape == (size, size, 3) and not single.photo.any()
+
+
+@pytest.mark.parametrize("landmarks", ["mesh", "dlib"])
+def test_the_neutral_face_is_set_once_and_again_only_on_request(talking_face_frames: list[np.ndarray],
+                                                                 landmarks: str) -> None:
+    pipeline = ReenactmentPipeline(PipelineConfig(generator="warp", landmarks=landmarks))
+    target = pipeline.prepare_target([cv2.cvtColor(cv2.imread(str(gallery()[0].path)), cv2.COLOR_BGR2RGB)])
+    driver = pipeline.new_driver()
+    pipeline.process([FrameJob(driver, target, talking_face_frames[0])])
+    first = driver.neutral.copy()
+    pipeline.process([FrameJob(driver, target, talking_face_frames[60])])
+    assert np.array_equal(driver.neutral, first)
+    pipeline.request_calibration(driver)
+    pipeline.process([FrameJob(driver, target, talking_face_frames[60])])
+    assert not np.array_equal(driver.neutral, first)
+
+
+def test_the_open_eye_reference_ignores_blinks_and_never_drops(talking_face_clip: list[np.ndarray]) -> None:
+    pipeline = _pipeline()
+    driver = pipeline.new_driver()
+    references = []
+    for frame in talking_face_clip[::3]:
+        pipeline.process([FrameJob(driver, _target(0), frame)])
+        if driver.open_eyes is not None:
+            references.append(driver.open_eyes.copy())
+    references = np.array(references)
+    assert (np.diff(references, axis=0) >= 0).all()  # never lowered
+    assert (references[-1] > 0.2).all()  # open eyes: lid gap over eye width (a closed eye is < 0.1)
