@@ -21,7 +21,7 @@ import numpy as np
 
 from models.facemesh.mapping import to_ibug68
 from models.generators.base import GenerateRequest, Generator
-from models.generators.paint import face_colours, paint_mouth
+from models.generators.paint import FaceColours, face_colours, paint_eyes, paint_mouth
 from models.mesh3d.render import Layout, layout, sample, sampling_map_cpu
 from models.mesh3d.template import MeshTemplate, build_template
 from models.mesh3d.transfer import DrivenMesh, TransferConfig
@@ -39,7 +39,7 @@ class MeshGenerator(Generator):
             raise ValueError("the mesh generator needs a face mesh of every target photo")
         template = build_template(images, meshes, TransferConfig(output_size=self.output_size),
                                   few_shot_texture=self.settings.few_shot_texture)
-        return {"template": template, "colours": face_colours(images[0], to_ibug68(meshes[0]))}
+        return {"template": template, "colours": face_colours(images[0], to_ibug68(meshes[0], refined_eyes=True))}
 
     def generate(self, requests: list[GenerateRequest]) -> list[np.ndarray]:
         return [image for image, _ in self._render(requests)]
@@ -55,7 +55,7 @@ class MeshGenerator(Generator):
         for request, (driven, frame_layout) in zip(requests, frames, strict=True):
             map_xy, area = sampling_map_cpu(frame_layout, self.output_size)
             image = sample(request.cache["template"].image, map_xy)
-            paint_mouth(image, to_ibug68(driven.points), request.cache["colours"])
+            _paint(image, driven, request.cache["colours"])
             results.append((image, area))
         return results
 
@@ -69,7 +69,7 @@ class MeshGenerator(Generator):
         results = []
         for index, (request, (driven, _)) in enumerate(zip(requests, frames, strict=True)):
             image = np.ascontiguousarray(images[index])
-            paint_mouth(image, to_ibug68(driven.points), request.cache["colours"])
+            _paint(image, driven, request.cache["colours"])
             results.append((image, areas[index].cpu().numpy()))
         return results
 
@@ -94,3 +94,10 @@ class MeshGenerator(Generator):
         template: MeshTemplate = request.cache["template"]
         driven = template.transfer.drive(request.driver_mesh, request.neutral_mesh, request.open_eyes)
         return driven, layout(template, driven)
+
+
+def _paint(image: np.ndarray, driven: DrivenMesh, colours: FaceColours) -> None:
+    """In place: what moving the photo cannot show: an open mouth's inside, a closed eye's lash line."""
+    points = to_ibug68(driven.points, refined_eyes=True)
+    paint_mouth(image, points, colours)
+    paint_eyes(image, points, colours)
