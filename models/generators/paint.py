@@ -112,11 +112,13 @@ def paint_mouth(image: np.ndarray, driven: np.ndarray, colours: FaceColours) -> 
     image[y0:y1, x0:x1] = np.clip(patch, 0, 255).astype(np.uint8)
 
 
-def paint_eyes(image: np.ndarray, driven: np.ndarray, colours: FaceColours) -> None:
-    """In place: an eye that closes more than halfway is covered by lid skin, with a lash line."""
+def paint_eyes(image: np.ndarray, driven: np.ndarray, colours: FaceColours, from_closed: float = 0.35,
+               fully_at: float = 0.75) -> None:
+    """In place: an eye that closes more than `from_closed` (share of its rest opening) is covered by lid skin,
+    with a lash line, fully from `fully_at` on."""
     for eye, rest in zip((LEFT_EYE, RIGHT_EYE), colours.eye_open, strict=True):
         closed = 1.0 - eye_openness(driven, eye) / max(rest, 1e-6)
-        strength = float(np.clip((closed - 0.35) / 0.4, 0, 1))
+        strength = float(np.clip((closed - from_closed) / (fully_at - from_closed), 0, 1))
         if strength <= 0:
             continue
         points = driven[eye]
