@@ -2,7 +2,7 @@
 
 CONTRACT (the server depends on exactly this; keep it stable):
 
-    pipeline = ReenactmentPipeline(PipelineConfig(generator="warp", output_size=256))  # options: models.config
+    pipeline = ReenactmentPipeline(PipelineConfig(generator="mesh", output_size=256))  # options: models.config
     target = pipeline.prepare_target([rgb_photo, ...])   # raises NoFaceError; largest face used
     driver = pipeline.new_driver()                        # per-session mutable state
     pipeline.request_calibration(driver)                  # next frame with a face sets neutral
@@ -70,7 +70,8 @@ class PipelineConfig(TransformerSettings, LandmarkSettings, GeneratorSettings):
     """Every stage's section (models.config) and the choice of generator; the server, models.reenact and
     evaluation.evaluate all take these options."""
 
-    generator: str = option("warp", "reenactment generator", choices=GENERATOR_NAMES)
+    generator: str = option("mesh", "reenactment generator (mesh: the 3-D face-mesh one, the default since its "
+                            "evaluation beats warp, see docs/mesh_generator.md)", choices=GENERATOR_NAMES)
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""A real call over loopback: an aiortc peer streams a real talking-face video to the server (warp
-generator) and checks the avatar stream it gets back."""
+"""A real call over loopback: an aiortc peer streams a real talking-face video to the server (default
+generator, mesh) and checks the avatar stream it gets back."""
 
 from __future__ import annotations
 
@@ -21,17 +21,17 @@ FPS = 30.0
 
 
 @pytest.fixture(scope="module")
-def warp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("call"), "--generator", "warp") as running:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("call")) as running:  # the default generator
         yield running
 
 
 @pytest.fixture(scope="module")
-def call(warp_server: RunningServer, talking_face_clip: list[np.ndarray]) -> SyntheticPeer:
+def call(server: RunningServer, talking_face_clip: list[np.ndarray]) -> SyntheticPeer:
     """The whole clip once through a real call (the mouth moves most in its second half)."""
 
     async def run() -> SyntheticPeer:
-        config = PeerConfig(url=warp_server.url, target="astronaut", output_size=256, fps=FPS,
+        config = PeerConfig(url=server.url, target="astronaut", output_size=256, fps=FPS,
                             keep_frames=len(talking_face_clip))
         async with SyntheticPeer(talking_face_clip, config) as peer:
             await asyncio.sleep(len(talking_face_clip) / FPS + 0.5)
