@@ -87,8 +87,9 @@ def markdown(report: dict) -> str:
         "driver vs avatar; amp: avatar 5-95 % range / driver's. Folded: share of output pixels whose sampling map "
         "has area ratio <= 0; extreme: < 1/8 or > 8 (– : the generator does not sample the photo). id→T / id→D: "
         "mean dlib distance avatar to target photo / to the driver frame. fps: pipeline.process at batch 1 on a "
-        f"shared CPU ({report['machine']['cpu']}, {report['machine']['cpu_count']} cores). Caveat: pitch uses the "
-        "chin (point 8), which drops when the mouth opens, so on talking clips pitch partly measures the jaw.", "",
+        f"shared CPU ({report['machine']['cpu']}, {report['machine']['cpu_count']} cores). Yaw and pitch: solvePnP "
+        "on 11 rigid points (nose, eye corners); on clips whose head hardly moves (a few degrees) their r is "
+        "dominated by how a landmarker couples mouth motion into pose: compare with the measure's ceiling below.", "",
     ]
     header = ["clip", "target", "generator"] + [f"{s} {m}" for s in SIGNALS for m in ("r", "amp")]
     header += ["folded", "extreme", "id→T", "id→D", "jitter", "fps", "frames (both faces)"]
