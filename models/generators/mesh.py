@@ -22,7 +22,7 @@ import numpy as np
 from models.facemesh.mapping import to_ibug68
 from models.generators.base import GenerateRequest, Generator
 from models.generators.paint import FaceColours, face_colours, paint_eyes, paint_mouth
-from models.mesh3d.render import Layout, layout, sample, sampling_map_cpu
+from models.mesh3d.render import Layout, layout, sample, sampling_map_cpu, soften_seams
 from models.mesh3d.template import MeshTemplate, build_template
 from models.mesh3d.transfer import DrivenMesh, TransferConfig
 
@@ -54,7 +54,7 @@ class MeshGenerator(Generator):
         results = []
         for request, (driven, frame_layout) in zip(requests, frames, strict=True):
             map_xy, area = sampling_map_cpu(frame_layout, self.output_size)
-            image = sample(request.cache["template"].image, map_xy)
+            image = soften_seams(sample(request.cache["template"].image, map_xy), map_xy)
             _paint(image, driven, request.cache["colours"])
             results.append((image, area))
         return results
@@ -68,7 +68,7 @@ class MeshGenerator(Generator):
         images = self._sample_batched(requests, maps)
         results = []
         for index, (request, (driven, _)) in enumerate(zip(requests, frames, strict=True)):
-            image = np.ascontiguousarray(images[index])
+            image = soften_seams(np.ascontiguousarray(images[index]), maps[index].cpu().numpy())
             _paint(image, driven, request.cache["colours"])
             results.append((image, areas[index].cpu().numpy()))
         return results
@@ -97,7 +97,9 @@ class MeshGenerator(Generator):
 
 
 def _paint(image: np.ndarray, driven: DrivenMesh, colours: FaceColours) -> None:
-    """In place: what moving the photo cannot show: an open mouth's inside, a closed eye's lash line."""
+    """In place: what moving the photo cannot show: a closed mouth's inside when it opens, a closed eye's lash
+    line."""
     points = to_ibug68(driven.points, refined_eyes=True)
-    paint_mouth(image, points, colours)
+    if not colours.shows_teeth:  # a photo with teeth opens onto them: the lips' triangles stretch its own mouth
+        paint_mouth(image, points, colours)
     paint_eyes(image, points, colours, from_closed=0.6, fully_at=0.9)  # the mesh's own lids do the rest

@@ -31,6 +31,7 @@ class FaceColours:
     teeth: np.ndarray  # RGB float32: the target's own teeth if its photo shows them, else a lit off-white
     mouth_gap: float  # mouth_opening() at rest
     eye_open: tuple[float, float]  # eye_openness() of each eye at rest
+    shows_teeth: bool = False  # the photo shows the target's teeth (so a mesh can stretch them open)
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -45,13 +46,14 @@ def face_colours(image: np.ndarray, landmarks: np.ndarray) -> FaceColours:
     cv2.fillPoly(mouth, [np.round(landmarks[INNER_MOUTH]).astype(np.int32)], 1)
     inside = image[mouth > 0].astype(np.float32)
     bright = inside[_luminance(inside) > 0.9 * _luminance(skin)] if len(inside) else inside
-    if len(bright) >= 12 and len(bright) > 0.2 * len(inside):
+    shows_teeth = bool(len(bright) >= 12 and len(bright) > 0.2 * len(inside))
+    if shows_teeth:
         teeth = np.median(bright, axis=0)  # the photo shows teeth: use their real colour
     else:
         # Off-white tinted by the skin and dimmed to the photo's lighting: pure white looks pasted on.
         teeth = (0.75 * TEETH_RGB + 0.25 * skin) * float(np.clip(_luminance(skin) / 190.0, 0.5, 0.95))
     return FaceColours(skin, teeth.astype(np.float32), mouth_opening(landmarks),
-                       (eye_openness(landmarks, LEFT_EYE), eye_openness(landmarks, RIGHT_EYE)))
+                       (eye_openness(landmarks, LEFT_EYE), eye_openness(landmarks, RIGHT_EYE)), shows_teeth)
 
 
 def _roi(points: np.ndarray, margin: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -208,3 +208,19 @@ def sample_torch(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     size = torch.tensor([images.shape[-1], images.shape[-2]], device=maps.device, dtype=maps.dtype)
     grid = (2 * maps + 1) / size - 1  # pixel centres -> align_corners=False normalised coordinates
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+SEAM_JUMP = 3.0  # px of source per px of output: more is a discontinuity (an occlusion edge, a texture seam)
+
+
+def soften_seams(image: np.ndarray, map_xy: np.ndarray) -> np.ndarray:
+    """In place: pixels where the map jumps (a cheek occluding the background, a seam between textures) get a
+    3x3 average of their neighbourhood, so the nearest-triangle choice there does not show as jagged steps."""
+    jump = np.zeros(map_xy.shape[:2], bool)
+    jump[:, 1:] |= np.abs(np.diff(map_xy, axis=1)).max(axis=-1) > SEAM_JUMP
+    jump[1:, :] |= np.abs(np.diff(map_xy, axis=0)).max(axis=-1) > SEAM_JUMP
+    if not jump.any():
+        return image
+    band = cv2.dilate(jump.astype(np.uint8), np.ones((2, 2), np.uint8)).astype(bool)
+    image[band] = cv2.blur(image, (3, 3))[band]
+    return image

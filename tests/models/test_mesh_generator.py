@@ -205,3 +205,18 @@ def test_the_open_eye_reference_ignores_blinks_and_never_drops(talking_face_clip
     references = np.array(references)
     assert (np.diff(references, axis=0) >= 0).all()  # never lowered
     assert (references[-1] > 0.2).all()  # open eyes: lid gap over eye width (a closed eye is < 0.1)
+
+
+def test_seams_are_softened_and_smooth_regions_untouched() -> None:
+    from models.mesh3d.render import soften_seams
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    ys, xs = np.mgrid[0:32, 0:32].astype(np.float32)
+    smooth = np.stack([xs * 1.5, ys], axis=-1)  # stretched, but continuous
+    assert np.array_equal(soften_seams(image.copy(), smooth), image)
+    jumped = smooth.copy()
+    jumped[:, 16:, 0] += 40  # an occlusion edge between columns 15 and 16
+    softened = soften_seams(image.copy(), jumped)
+    changed = np.flatnonzero(np.any(softened != image, axis=(0, 2)))
+    assert set(changed) <= {15, 16, 17} and {16}.issubset(set(changed))
