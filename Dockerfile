@@ -38,7 +38,7 @@ COPY evaluation/ evaluation/
 COPY pyproject.toml README.md ./
 # Fetch the offline assets (dlib models check, gallery, test clips) at build time, then hand the tree to
 # the service user (uploads and caches are written under /app/assets at run time).
-RUN python -m models.assets && chown -R marionette:marionette /app
+RUN python -m models.asset_fetch && chown -R marionette:marionette /app
 
 USER marionette
 EXPOSE 8080

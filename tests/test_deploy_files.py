@@ -86,7 +86,7 @@ def test_image_runs_the_server_on_the_exposed_port_as_a_non_root_user() -> None:
 def test_image_build_fetches_assets_and_copies_what_the_server_needs() -> None:
     (base,) = [rest for keyword, rest in dockerfile_instructions() if keyword == "ARG" and "BASE_IMAGE" in rest]
     assert "nvidia/cuda" in base  # CUDA-capable by default
-    assert any("python -m models.assets" in run for run in instruction("RUN"))
+    assert any("python -m models.asset_fetch" in run for run in instruction("RUN"))
     assert any("-r requirements.txt" in run for run in instruction("RUN"))
     ignored = {line.strip().rstrip("/") for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
