@@ -97,6 +97,8 @@ def detect_landmarks(rgb: np.ndarray) -> np.ndarray | None:
 
 
 PHOTO_MIN_SIDE = 480  # small photos are enlarged to this before detection (HOG misses faces under ~80 px)
+PHOTO_FINE_PX = 2048  # second pass: the photo's long side at this size, so a 40 px face (in a 1024 px photo)
+#                       becomes the ~80 px HOG needs; bounded cost (~1 s on 2 cores), and only when the first fails
 
 
 def detect_photo_landmarks(rgb: np.ndarray) -> np.ndarray | None:
@@ -106,7 +108,23 @@ def detect_photo_landmarks(rgb: np.ndarray) -> np.ndarray | None:
     if scale > 1:
         gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     boxes = detect_face_boxes(gray)
-    return landmarks_in_box(gray, boxes[0]) / scale if boxes else None
+    if boxes:
+        return landmarks_in_box(gray, boxes[0]) / scale
+    return _detect_small_face(to_gray(rgb))
+
+
+def _detect_small_face(gray: np.ndarray) -> np.ndarray | None:
+    """A face the 320 px pass is too coarse for (e.g. 86 px wide in an 817 px portrait): HOG on the photo
+    enlarged to PHOTO_FINE_PX, any face size down to ~40 px."""
+    scale = PHOTO_FINE_PX / max(gray.shape[:2])
+    fine = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+    with _model_lock:
+        rects = _detector()(fine, 0)
+    if not rects:
+        return None
+    r = max(rects, key=lambda r: r.width() * r.height())
+    box = (r.left(), r.top(), r.right(), r.bottom())
+    return landmarks_in_box(fine, box) / scale
 
 
 class LandmarkTracker(Protocol):

@@ -62,7 +62,11 @@ __all__ = ["GENERATORS", "LANDMARK_RUNTIMES", "LANDMARK_SOURCES", "TRANSFORMERS"
 
 
 class NoFaceError(ValueError):
-    """Raised by prepare_target when a photo has no detectable face."""
+    """Raised by prepare_target when a photo has no detectable face; `index` says which of the photos."""
+
+    def __init__(self, message: str = "no face found in the photo", index: int = 0) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +102,7 @@ class DriverState:
     open_eyes: np.ndarray | None = None  # (2,) the driver's eye openness when open (see _update_open_eyes)
     calibrate_next: bool = True  # the first face seen becomes the neutral face
     last_output: np.ndarray | None = None
+    last_output_target: TargetFace | None = None  # the target last_output shows: held only for that target
 
     @property
     def landmarks(self) -> np.ndarray | None:
@@ -137,7 +142,7 @@ class ReenactmentPipeline:
         if not photos:
             raise ValueError("at least one target photo is needed")
         images, landmarks = [], []
-        for raw in photos:
+        for index, raw in enumerate(photos):
             photo = as_rgb(raw)
             if photo is None:
                 raise ValueError("a target photo is not an RGB image")
@@ -145,7 +150,7 @@ class ReenactmentPipeline:
             # the target landmarks stay in the convention the transformer and generators were tuned on.
             found = detect_photo_landmarks(photo)
             if found is None:
-                raise NoFaceError("no face found in the photo")
+                raise NoFaceError(index=index)
             crop, points = align_face(photo, found, self.config.output_size)
             # Re-fit the landmarks on the aligned crop: the predictor is most accurate on upright faces.
             refined = landmarks_in_box(to_gray(crop), box_from_landmarks(points))
@@ -155,19 +160,19 @@ class ReenactmentPipeline:
             image.setflags(write=False)  # shared by every session that picks this target
         target = TargetFace(images, landmarks)
         if self.generator.needs_mesh:
-            meshes = [self._photo_mesh(image) for image in images]
+            meshes = [self._photo_mesh(image, index) for index, image in enumerate(images)]
             target.extra["generator"] = self.generator.prepare(images, landmarks, meshes)
         else:
             target.extra["generator"] = self.generator.prepare(images, landmarks)
         return target
 
-    def _photo_mesh(self, image: np.ndarray) -> np.ndarray:
+    def _photo_mesh(self, image: np.ndarray, index: int) -> np.ndarray:
         """The 468-point mesh of a still photo: detected, then refined twice from its own previous mesh."""
         state = new_mesh_state()
         for _ in range(3):
             self.mesh_stage.track([np.array(image)], [state])  # torch wants a writable array
             if state.mesh is None:
-                raise NoFaceError("no face found in the photo")
+                raise NoFaceError(index=index)
         return state.mesh
 
     def new_driver(self) -> DriverState:
@@ -212,15 +217,18 @@ class ReenactmentPipeline:
     @staticmethod
     def _results(jobs: list[FrameJob], rendered: dict[int, np.ndarray], driven: list[np.ndarray | None],
                  timings: dict[str, float]) -> list[FrameResult]:
-        """Rendered frames become each session's last good output; the others hold it (or the target at rest)."""
+        """Rendered frames become each session's last good output; the others hold it (or the target at rest),
+        never a frame of the target the session showed before a switch."""
         results = []
         for index, job in enumerate(jobs):
+            driver = job.driver
             if index in rendered:
-                job.driver.last_output = rendered[index]
+                driver.last_output, driver.last_output_target = rendered[index], job.target
                 results.append(FrameResult(rendered[index], True, timings, driven[index]))
             else:
-                held = job.driver.last_output if job.driver.last_output is not None else job.target.images[0]
-                results.append(FrameResult(held, False, timings))
+                same_target = driver.last_output is not None and driver.last_output_target is job.target
+                results.append(FrameResult(driver.last_output if same_target else job.target.images[0], False,
+                                           timings))
         return results
 
     def _track(self, jobs: list[FrameJob], frames: list[np.ndarray | None],

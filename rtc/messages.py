@@ -11,3 +11,4 @@ PING = "ping"  # caller -> server: {"type": "ping", "t": <caller clock>}; also k
 PONG = "pong"  # server -> caller: {"type": "pong", "t": <the ping's t>}
 STATUS = "status"  # server -> caller, twice a second: face found, fps, server time, target, counters
 ROSTER = "roster"  # server -> room participant: who is shown in which tile (by transceiver mid)
+CLOSED = "closed"  # server -> caller, just before the server closes the session: {"type": "closed", "reason": ...}

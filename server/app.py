@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +16,20 @@ from models.config import MAX_SIZE, MIN_SIZE, resolve_device
 from models.pipeline import ReenactmentPipeline
 from rtc.tuning import install_low_latency_jitter_buffer
 from server import metrics
+from server.admission import Admission
 from server.batcher import BatcherConfig, FrameBatcher
 from server.config import ServerConfig
 from server.errors import ApiError
+from server.health import health
+from server.http_input import json_body
 from server.photos import decode_photo
 from server.registry import SessionRegistry
 from server.rooms import RoomRegistry, TileTrack, clean_name
 from server.session import PreparedTarget, Session
+from server.supervisor import Supervisor
 from server.targets import TargetStore
+from server.uploads import UploadLimiter
+from server.warmup import warm_up
 
 log = logging.getLogger(__name__)
 WEB_ROOT = Path(__file__).resolve().parent.parent / "client_web"
@@ -34,6 +40,9 @@ TARGETS = web.AppKey("targets", TargetStore)
 BATCHER = web.AppKey("batcher", FrameBatcher)
 ROOMS = web.AppKey("rooms", RoomRegistry)
 EXECUTOR = web.AppKey("executor", concurrent.futures.ThreadPoolExecutor)
+ADMISSION = web.AppKey("admission", Admission)
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
+UPLOADS = web.AppKey("uploads", UploadLimiter)
 
 
 @web.middleware
@@ -42,7 +51,7 @@ async def json_errors(request: web.Request, handler):
     try:
         return await handler(request)
     except ApiError as error:
-        return web.json_response({"error": error.message}, status=error.status)
+        return web.json_response({"error": error.message}, status=error.status, headers=error.headers)
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -53,13 +62,7 @@ async def json_errors(request: web.Request, handler):
 
 
 async def _json_body(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ApiError(400, "the request body is not valid JSON") from error
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    return body
+    return await json_body(request, request.app[CONFIG].max_json_bytes)
 
 
 def _bearer_token(request: web.Request) -> str | None:
@@ -142,7 +145,7 @@ async def switch_target(request: web.Request) -> web.Response:
 
 async def calibrate(request: web.Request) -> web.Response:
     session = request.app[REGISTRY].get(request.match_info["session_id"], _bearer_token(request))
-    session.driver_state.calibrate_next = True  # the pipeline sets neutral from the next face
+    session.request_calibration()  # the batcher hands it to the pipeline with the next frame
     return web.json_response({"calibrating": True})
 
 
@@ -166,8 +169,14 @@ async def upload_target(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     if not request.content_type.startswith("multipart/"):
         raise ApiError(400, "upload photos as multipart/form-data in a field named 'photo'")
+    with request.app[UPLOADS].slot(request.remote or "?"):
+        return await _upload_target(request, config)
+
+
+async def _upload_target(request: web.Request, config: ServerConfig) -> web.Response:
     reader = await request.multipart()
-    photos, total = [], 0
+    loop = asyncio.get_running_loop()
+    photos, names, total = [], [], 0
     while (part := await reader.next()) is not None:
         if part.name != "photo":
             continue
@@ -179,15 +188,22 @@ async def upload_target(request: web.Request) -> web.Response:
             if total > config.max_upload_bytes:
                 raise ApiError(413, f"upload too large: the limit is {config.max_upload_bytes // (1024 * 1024)} MB")
             data.extend(chunk)
-        photos.append(decode_photo(bytes(data), part.filename or f"photo {len(photos) + 1}"))
+        name = part.filename or f"photo {len(photos) + 1}"
+        # Decoding a large photo takes a while: off the event loop (the default pool, not the model thread).
+        photos.append(await loop.run_in_executor(None, decode_photo, bytes(data), name))
+        names.append(name)
+        del data
     if not photos:
         raise ApiError(400, "no photo in the upload (multipart field 'photo')")
-    target = await request.app[TARGETS].add_upload(photos)
+    target = await request.app[TARGETS].add_upload(photos, names)
     return web.json_response(request.app[TARGETS].describe(target), status=201)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "sessions": len(request.app[REGISTRY])})
+    app = request.app
+    status, body = health(app[BATCHER], app[SUPERVISOR], len(app[REGISTRY]), app[CONFIG].stuck_after_s)
+    return web.json_response({**body, "admission": app[ADMISSION].budget(len(app[REGISTRY])).as_dict()},
+                             status=status)
 
 
 async def server_info(request: web.Request) -> web.Response:
@@ -214,17 +230,26 @@ def build_app(config: ServerConfig) -> web.Application:
     app[CONFIG] = config
     app[EXECUTOR] = executor
     app[BATCHER] = batcher
-    app[REGISTRY] = SessionRegistry(config, pipeline, batcher)
+    app[ADMISSION] = Admission(batcher, config.max_sessions, config.target_fps, config.admission_headroom,
+                               measured=config.admission == "measured")
+    app[REGISTRY] = SessionRegistry(config, pipeline, batcher, app[ADMISSION])
     app[ROOMS] = RoomRegistry(config.room_size, config.max_rooms)
     app[TARGETS] = TargetStore(pipeline.prepare_target, executor, config.max_uploaded_targets)
+    app[SUPERVISOR] = Supervisor()
+    app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
 
     async def on_startup(app: web.Application) -> None:
-        app[BATCHER].start()
-        app[REGISTRY].start()
+        # Networks load now, not inside the first caller's batch; the warm-up also gives admission its first cost.
+        target = await app[TARGETS].get(app[TARGETS].listing()[0]["id"])
+        seconds = await asyncio.get_running_loop().run_in_executor(executor, warm_up, pipeline, target.face)
+        app[ADMISSION].warmup_s_per_frame = seconds
+        log.info("warm-up: %.1f ms per frame at batch 1", 1000 * seconds)
+        app[SUPERVISOR].start("frame-batcher", app[BATCHER].run)
+        app[SUPERVISOR].start("session-housekeeping", app[REGISTRY].housekeeping)
 
     async def on_shutdown(app: web.Application) -> None:
         await app[REGISTRY].close_all()
-        await app[BATCHER].stop()
+        await app[SUPERVISOR].stop()
         app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
 
     app.on_startup.append(on_startup)

@@ -18,13 +18,28 @@ class ServerConfig(PipelineConfig):
     host: str = option("127.0.0.1", "address to listen on")
     port: int = option(8080, "TCP port for HTTP (signaling, demo page, metrics)", low=0, high=65535)
     device: Device = redefault(RunSettings, "device", "auto")
-    max_sessions: int = option(8, "concurrent sessions; more get HTTP 503", low=0)
+    max_sessions: int = option(8, "concurrent sessions, a hard cap whatever the measured budget says; more get "
+                               "HTTP 503", low=0)
+    admission: Literal["measured", "cap"] = option(
+        "measured", "measured: admit a session only while the measured model and CPU time per frame leave room "
+        "for --target-fps more frames a second (the first session of an idle server is always admitted); "
+        "cap: only --max-sessions limits")
+    target_fps: float = option(30.0, "frame rate admission reserves for every session", low=1, high=120)
+    admission_headroom: float = option(0.85, "share of the model thread and of the CPU cores admission may plan "
+                                       "to use", low=0.1, high=1.0)
+    negotiation_timeout_s: float = option(10.0, "answer 504 when the WebRTC negotiation of an offer takes longer",
+                                          low=0.1)
+    stuck_after_s: float = option(10.0, "/healthz answers 503 when a model batch runs or frames wait this long",
+                                  low=0.1)
+    max_json_bytes: int = option(64 * 1024, "largest JSON request body (an SDP offer is a few KB)", low=1024)
     max_batch: int = option(16, "largest cross-session batch per model call", low=1)
     max_wait_ms: float = option(4.0, "wait at most this long for more frames to fill a batch", low=0)
     session_idle_timeout_s: float = option(10.0, "close a session that sent no video and no ping for this long",
                                            low=0)
     max_upload_bytes: int = option(8 * 1024 * 1024, "largest accepted photo upload", low=1)
     max_upload_photos: int = option(8, "most photos in one upload (few-shot targets)", low=1)
+    max_uploads_per_client: int = option(1, "uploads one client address may have in progress at once (each "
+                                         "takes the model thread)", low=1)
     max_uploaded_targets: int = option(64, "uploaded targets kept in memory (oldest evicted first)", low=1)
     room_size: int = option(4, "most participants in one avatar room", low=2, high=16)
     max_rooms: int = option(32, "most avatar rooms open at once", low=0)

@@ -14,10 +14,12 @@ STATUS_INTERVAL_S = 0.5
 
 
 async def housekeep(sessions: Callable[[], Iterable[Session]], close: Callable[[Session, str], Awaitable[None]],
-                    idle_timeout_s: float) -> None:
-    """Runs until cancelled; a session that sent no video and no ping for `idle_timeout_s` is closed."""
+                    idle_timeout_s: float, tick: Callable[[], None] = lambda: None) -> None:
+    """Runs until cancelled; a session that sent no video and no ping for `idle_timeout_s` is closed; `tick`
+    runs every interval (admission's CPU sample)."""
     while True:
         await asyncio.sleep(STATUS_INTERVAL_S)
+        tick()
         now = time.monotonic()
         for session in list(sessions()):
             if now - session.last_seen > idle_timeout_s:

@@ -37,3 +37,9 @@ ROOMS_OPEN = Gauge("marionette_rooms_open", "Avatar rooms with participants (or 
 ROOM_PARTICIPANTS = Gauge("marionette_room_participants", "Participants in all rooms", registry=REGISTRY)
 RELAY_FANOUT = Gauge("marionette_relay_fanout", "Avatar streams relayed to other room participants",
                      registry=REGISTRY)
+TASK_RESTARTS = Counter("marionette_task_restarts", "Background tasks restarted by the supervisor after dying",
+                        ["task"], registry=REGISTRY)
+BATCH_FAILURES = Counter("marionette_batch_failures", "Model batches that raised (then retried per session)",
+                         registry=REGISTRY)
+SESSIONS_FAILED = Counter("marionette_sessions_failed", "Sessions closed because the model failed on their frames",
+                          registry=REGISTRY)

@@ -6,7 +6,6 @@ channel's ping/pong (server.heartbeat) and housekeeping (server.housekeeping).""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 
@@ -14,6 +13,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from models.pipeline import ReenactmentPipeline
 from server import metrics
+from server.admission import Admission, BusyError
 from server.batcher import FrameBatcher
 from server.config import ServerConfig
 from server.errors import ApiError
@@ -27,22 +27,24 @@ log = logging.getLogger(__name__)
 
 
 class SessionRegistry:
-    def __init__(self, config: ServerConfig, pipeline: ReenactmentPipeline, batcher: FrameBatcher) -> None:
+    def __init__(self, config: ServerConfig, pipeline: ReenactmentPipeline, batcher: FrameBatcher,
+                 admission: Admission) -> None:
         self._config = config
         self._pipeline = pipeline
         self._batcher = batcher
+        self._admission = admission
         self._sessions: dict[str, Session] = {}
         self._pending = 0  # offers being negotiated, counted against the limit
         self._tasks: set[asyncio.Task] = set()
-        self._housekeeping: asyncio.Task | None = None
+        batcher.on_session_failed = self.close
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def start(self) -> None:
-        self._housekeeping = asyncio.create_task(
-            housekeep(self._sessions.values, self.close, self._config.session_idle_timeout_s),
-            name="session-housekeeping")
+    async def housekeeping(self) -> None:
+        """Status, idle sessions, CPU samples for admission; supervised (server.supervisor)."""
+        await housekeep(self._sessions.values, self.close, self._config.session_idle_timeout_s,
+                        self._admission.sample_cpu)
 
     def get(self, session_id: str, token: str | None) -> Session:
         session = self._sessions.get(session_id)
@@ -59,16 +61,21 @@ class SessionRegistry:
         before_answer: Callable[[Session], None] | None = None,
     ) -> tuple[Session, str]:
         """Negotiate a new session; `before_answer` may add more outbound tracks (room tiles)."""
-        if len(self._sessions) + self._pending >= self._config.max_sessions:
-            metrics.SESSIONS_REJECTED.labels(reason="full").inc()
-            raise ApiError(503, f"server full: {self._config.max_sessions} sessions already running, "
-                                "try again later")
+        try:
+            self._admission.check(len(self._sessions) + self._pending)
+        except BusyError as busy:
+            metrics.SESSIONS_REJECTED.labels(reason=busy.reason).inc()
+            raise
         self._pending += 1
         pc = new_peer_connection(self._config.ice_servers)
         session = Session(pc, target, self._pipeline.new_driver(), size, measure)
         try:
             self._wire(session)
-            answer_sdp = await answer_offer(session, offer_sdp, before_answer)
+            timeout = self._config.negotiation_timeout_s
+            try:
+                answer_sdp = await asyncio.wait_for(answer_offer(session, offer_sdp, before_answer), timeout)
+            except TimeoutError as error:
+                raise ApiError(504, f"the WebRTC negotiation did not finish in {timeout:g} s") from error
         except BaseException:
             await pc.close()
             raise
@@ -85,7 +92,9 @@ class SessionRegistry:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "video":
+            # Only the camera (the first video the caller sends) is read; negotiation refuses the others.
+            if track.kind == "video" and not session.receiving:
+                session.receiving = True
                 self._spawn(pump_frames(session, track, self._batcher))
 
         pc.on("datachannel", lambda channel: serve_status_channel(session, channel))
@@ -109,6 +118,7 @@ class SessionRegistry:
         self._batcher.remove(session)
         metrics.SESSIONS_ACTIVE.set(len(self._sessions))
         log.info("session %s closed: %s", session.id, reason)
+        session.send_closed(reason)
         session.feed.close()
         for callback in session.on_close:
             try:
@@ -118,9 +128,5 @@ class SessionRegistry:
         await session.pc.close()
 
     async def close_all(self) -> None:
-        if self._housekeeping:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
         for session in list(self._sessions.values()):
             await self.close(session, "server shutting down")

@@ -184,12 +184,16 @@ class RoomRegistry:
             room.joining -= 1
 
     def tiles_for(self, session: Session) -> dict[str, TileTrack]:
-        """Attach a tile track to every receive-only video transceiver the client offered."""
-        tiles = {}
+        """Attach a tile track to the client's extra video transceivers, at most one per other place in a room;
+        tiles are send-only (what the caller sends on them is never received) and the rest are refused."""
+        tiles: dict[str, TileTrack] = {}
         for transceiver in session.pc.getTransceivers():
+            if len(tiles) >= self._room_size - 1:
+                break
             if transceiver.kind == "video" and transceiver.sender.track is None:
                 tile = TileTrack()
-                session.pc.addTrack(tile)
+                transceiver.sender.replaceTrack(tile)
+                transceiver.direction = "sendonly"
                 tiles[transceiver.mid] = tile
         return tiles
 

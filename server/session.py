@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import hmac
 import json
 import secrets
@@ -81,6 +82,7 @@ class Session:
         self.feed = AvatarFeed()
         self.avatar_track = self.feed.subscribe()  # the caller's own view of their avatar
         self.status_channel: RTCDataChannel | None = None
+        self.receiving = False  # the camera track is being read (only one video track per caller)
         self.created = time.monotonic()
         self.last_seen = self.created
         self.frames_in = 0
@@ -90,11 +92,19 @@ class Session:
         self._out_times: collections.deque[float] = collections.deque(maxlen=60)
         self._latencies: collections.deque[float] = collections.deque(maxlen=60)
         self.closed = False
+        self._calibration_requested = False  # set on the event loop, taken by the batcher with the next frame
         self.on_close: list[Callable[[Session], Awaitable[None]]] = []  # e.g. leaving a room
         self.on_channel_open: list[Callable[[], None]] = []  # e.g. sending the room roster
 
     def check_token(self, token: str) -> bool:
         return hmac.compare_digest(self.token.encode(), token.encode())
+
+    def request_calibration(self) -> None:
+        self._calibration_requested = True
+
+    def take_calibration_request(self) -> bool:
+        requested, self._calibration_requested = self._calibration_requested, False
+        return requested
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
@@ -120,13 +130,22 @@ class Session:
             "fps_out": round(self.fps_out(), 1),
             "server_ms": round(1000 * statistics.median(self._latencies), 1) if self._latencies else None,
             "target": self.target.id,
-            "calibrated": self.driver_state.neutral is not None and not self.driver_state.calibrate_next,
+            "calibrated": (self.driver_state.neutral is not None and not self.driver_state.calibrate_next
+                           and not self._calibration_requested),
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "frames_dropped": self.frames_dropped,
         }
 
     def send_status(self) -> None:
+        self._send(self.status())
+
+    def send_closed(self, reason: str) -> None:
+        """Tell the caller why the server ends the call (best effort: the channel may be gone already)."""
+        with contextlib.suppress(Exception):
+            self._send({"type": messages.CLOSED, "reason": reason})
+
+    def _send(self, message: dict) -> None:
         channel = self.status_channel
         if channel is not None and channel.readyState == "open":
-            channel.send(json.dumps(self.status()))
+            channel.send(json.dumps(message))

@@ -15,6 +15,7 @@ import numpy as np
 from models.assets import gallery
 from models.pipeline import NoFaceError, TargetFace
 from server.errors import ApiError
+from server.http_input import quoted
 from server.session import PreparedTarget
 
 
@@ -59,7 +60,7 @@ class TargetStore:
     def _entry(self, target_id: str) -> _Entry:
         entry = self._gallery.get(target_id) or self._uploads.get(target_id)
         if entry is None:
-            raise ApiError(404, f"unknown target {target_id!r}; GET /api/targets lists them")
+            raise ApiError(404, f"unknown target {quoted(target_id)}; GET /api/targets lists them")
         if target_id in self._uploads:
             self._uploads.move_to_end(target_id)
         return entry
@@ -73,11 +74,12 @@ class TargetStore:
                 entry.prepared = PreparedTarget(entry.id, face)
         return entry.prepared
 
-    async def add_upload(self, photos: list[np.ndarray]) -> PreparedTarget:
-        face = await self._run_prepare(photos)
+    async def add_upload(self, photos: list[np.ndarray], names: list[str]) -> PreparedTarget:
+        face = await self._run_prepare(photos, names)
         target_id = "upload-" + secrets.token_urlsafe(9)
         title = "Your photo" if len(photos) == 1 else f"Your photos ({len(photos)})"
-        entry = _Entry(target_id, title, "uploaded", lambda: photos, PreparedTarget(target_id, face))
+        # Only the prepared crops are kept: the raw photos (up to 8 x 2048 px) are not needed again.
+        entry = _Entry(target_id, title, "uploaded", _prepared_only, PreparedTarget(target_id, face))
         self._uploads[target_id] = entry
         while len(self._uploads) > self._max_uploaded:
             self._uploads.popitem(last=False)
@@ -95,9 +97,16 @@ class TargetStore:
             raise ApiError(500, "could not encode the target image")
         return encoded.tobytes()
 
-    async def _run_prepare(self, photos: list[np.ndarray]) -> TargetFace:
+    async def _run_prepare(self, photos: list[np.ndarray], names: list[str] | None = None) -> TargetFace:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, self._prepare, photos)
         except NoFaceError as error:
-            raise ApiError(422, str(error) or "no face found in the photo") from error
+            if len(photos) == 1 or names is None:
+                raise ApiError(422, str(error)) from error
+            raise ApiError(422, f"{str(error).replace('the photo', quoted(names[error.index]))} "
+                                f"(photo {error.index + 1} of {len(photos)})") from error
+
+
+def _prepared_only() -> list[np.ndarray]:
+    raise RuntimeError("an uploaded target is prepared once; its photos are not kept")

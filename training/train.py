@@ -216,8 +216,16 @@ def train(config: TrainConfig) -> dict:
         if config.check_replicas and rank == 0:
             (config.out / "replicas.json").write_text(f'{{"identical": {str(result["replicas_identical"]).lower()}, '
                                                       f'"hashes": {len(hashes)}}}')
-        dist.destroy_process_group()
+        _shut_down_process_group()
     return result
+
+
+def _shut_down_process_group() -> None:
+    """Tear gloo down in step: a rank that destroyed its group while the other still had a collective in
+    flight (rank 0 writing replicas.json after the gather) aborted at exit ("terminate called without an
+    active exception", 1 run in 5)."""
+    dist.barrier()  # no rank leaves while another still talks to it
+    dist.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from models.assets import sample_media
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with running_server(tmp_path_factory.mktemp("api"), "--generator", "passthrough", "--max-sessions", "2",
+                        "--admission", "cap",
                         "--max-upload-bytes", "600000", "--session-idle-timeout-s", "3") as running:
         yield running
 
@@ -59,7 +60,10 @@ def jpeg_bytes(path: Path) -> bytes:
 
 
 def test_health_targets_and_thumbnails(server: RunningServer) -> None:
-    assert server.get_json("/healthz") == {"status": "ok", "sessions": 0}
+    health = server.get_json("/healthz")
+    assert (health["status"], health["sessions"]) == ("ok", 0)
+    assert health["tasks"] == {"frame-batcher": {"running": True, "restarts": 0},
+                               "session-housekeeping": {"running": True, "restarts": 0}}
     targets = server.get_json("/api/targets")["targets"]
     assert {"astronaut", "grace_hopper"} <= {t["id"] for t in targets}
     with urllib.request.urlopen(server.url + targets[0]["image_url"], timeout=30) as response:

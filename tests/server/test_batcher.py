@@ -45,7 +45,7 @@ async def _overload(sessions_count: int, seconds: float, fps: float) -> tuple[li
     sessions = [Session(RTCPeerConnection(), target, DriverState(), 64, False) for _ in range(sessions_count)]
     for session in sessions:
         batcher.add(session)
-    batcher.start()
+    runner = asyncio.create_task(batcher.run())
     latencies = []
 
     async def drain(session: Session) -> None:
@@ -68,7 +68,8 @@ async def _overload(sessions_count: int, seconds: float, fps: float) -> tuple[li
         latencies.extend(session._latencies)
     for task in drains:
         task.cancel()
-    await batcher.stop()
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
     for session in sessions:
         await session.pc.close()
     executor.shutdown()

@@ -1,0 +1,39 @@
+"""Reading what a client sends, with bounds: JSON bodies capped and parsed with every failure a 400, and
+client-chosen strings quoted back only when short."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from server.errors import ApiError
+
+QUOTE_MAX = 64  # longer client strings are not repeated in error messages
+
+
+async def json_body(request: web.Request, max_bytes: int) -> dict:
+    """The request's JSON object; 413 past `max_bytes` (read no further), 400 for anything not a JSON object."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, f"request body too large: JSON bodies are limited to {max_bytes // 1024} KB")
+    data = bytearray()
+    while chunk := await request.content.read(64 * 1024):
+        data.extend(chunk)
+        if len(data) > max_bytes:
+            raise ApiError(413, f"request body too large: JSON bodies are limited to {max_bytes // 1024} KB")
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise ApiError(400, "the request body is not valid JSON") from error
+    except RecursionError as error:
+        raise ApiError(400, "the request body is nested too deeply to be a request") from error
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def quoted(value: str) -> str:
+    """`value` in quotes for an error message when short and printable, otherwise a placeholder."""
+    if len(value) <= QUOTE_MAX and value.isprintable():
+        return repr(value)
+    return f"(a {len(value)}-character string)"
