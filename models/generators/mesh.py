@@ -97,9 +97,7 @@ class MeshGenerator(Generator):
 
 
 def _paint(image: np.ndarray, driven: DrivenMesh, colours: FaceColours) -> None:
-    """In place: what moving the photo cannot show: a closed mouth's inside when it opens, a closed eye's lash
-    line."""
+    """In place: what moving the photo cannot show: an open mouth's inside, a closed eye's lash line."""
     points = to_ibug68(driven.points, refined_eyes=True)
-    if not colours.shows_teeth:  # a photo with teeth opens onto them: the lips' triangles stretch its own mouth
-        paint_mouth(image, points, colours)
+    paint_mouth(image, points, colours)
     paint_eyes(image, points, colours, from_closed=0.6, fully_at=0.9)  # the mesh's own lids do the rest

@@ -96,10 +96,13 @@ def paint_mouth(image: np.ndarray, driven: np.ndarray, colours: FaceColours) -> 
     offset = np.array([x0, y0], np.float32)
     shape = (y1 - y0, x1 - x0)
     cavity = _mask(shape, [driven[INNER_MOUTH] - offset], blur)
-    upper = _band(driven[UPPER_INNER_LIP] - offset, down, min(0.5 * gap_px, 0.2 * width), 0.35)
+    # A smile that shows teeth in the photo shows big teeth rows when it opens, with a dark gap between.
+    upper_depth = min(0.42 * gap_px, 0.3 * width) if colours.shows_teeth else min(0.5 * gap_px, 0.2 * width)
+    upper = _band(driven[UPPER_INNER_LIP] - offset, down, upper_depth, 0.35)
     teeth = _mask(shape, [upper], 0.6 * blur)
-    if gap_px > 0.3 * width:  # wide open: the lower teeth show too
-        lower = _band(driven[LOWER_INNER_LIP] - offset, -down, min(0.18 * gap_px, 0.1 * width), 0.2)
+    if gap_px > 0.3 * width or colours.shows_teeth:  # wide open: the lower teeth show too
+        lower_depth = min(0.3 * gap_px, 0.2 * width) if colours.shows_teeth else min(0.18 * gap_px, 0.1 * width)
+        lower = _band(driven[LOWER_INNER_LIP] - offset, -down, lower_depth, 0.2)
         teeth = np.maximum(teeth, _mask(shape, [lower], 0.6 * blur))
     teeth = np.minimum(teeth, cavity)
     # Teeth recede into shadow towards the mouth corners.
