@@ -46,10 +46,11 @@ class PeerConfig:
 class RejectedError(Exception):
     """The server refused the session (HTTP error with its message)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: str | None = None) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # the Retry-After header, when the server sent one
 
 
 @dataclass
@@ -184,7 +185,8 @@ class SyntheticPeer:
             answer = await response.json(content_type=None)
             if response.status != 200:
                 await self.close()
-                raise RejectedError(response.status, answer.get("error", "?") if isinstance(answer, dict) else "?")
+                raise RejectedError(response.status, answer.get("error", "?") if isinstance(answer, dict) else "?",
+                                    response.headers.get("Retry-After"))
         self.session_id, self.token = answer["session_id"], answer["token"]
         await self._pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         self._setup_started = started

@@ -62,7 +62,7 @@ class _Crowd:
                 await asyncio.wait_for(peer.connect(), timeout=30)
                 self.peers[index] = peer
             except RejectedError as error:
-                self.failures[index] = PeerSummary(index, "rejected", error=str(error))
+                self.failures[index] = PeerSummary(index, "rejected", error=str(error), retry_after=error.retry_after)
             except (TimeoutError, aiohttp.ClientError, OSError, KeyError) as error:
                 await peer.close(hang_up=False)
                 self.failures[index] = PeerSummary(index, "failed", error=repr(error))

@@ -17,6 +17,7 @@ class PeerSummary:
     peer: int
     outcome: str  # ok | rejected | failed
     error: str | None = None
+    retry_after: str | None = None  # rejected: the server's Retry-After header
     setup_s: float | None = None
     sent: int = 0
     received: int = 0

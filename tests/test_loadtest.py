@@ -15,7 +15,8 @@ from loadtest.local_server import REPO_ROOT, RunningServer, running_server
 
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("lt"), "--generator", "passthrough", "--max-sessions", "2") as server:
+    with running_server(tmp_path_factory.mktemp("lt"), "--generator", "passthrough", "--max-sessions", "2",
+                        "--admission", "cap") as server:
         yield server
 
 
