@@ -92,7 +92,14 @@ def _pixel_grid(shape: tuple[int, int], step: int) -> tuple[np.ndarray, np.ndarr
     return xs * step + (step - 1) / 2, ys * step + (step - 1) / 2
 
 
-def map_from_ids(ids: np.ndarray, coefficients: np.ndarray, step: int = 1) -> np.ndarray:
+def source_bounds(src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per triangle, the box its source corners span, 1 px wider: a pixel of a sliver triangle that the
+    rasteriser paints although its centre lies outside would otherwise extrapolate far off (a stray dot)."""
+    return src.min(axis=1) - 1.0, src.max(axis=1) + 1.0
+
+
+def map_from_ids(ids: np.ndarray, coefficients: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],
+                 step: int = 1) -> np.ndarray:
     """Source coordinates (H, W, 2) at the id image's pixels; the identity where nothing is painted."""
     xs, ys = _pixel_grid(ids.shape, step)
     flat = np.concatenate([np.zeros((1, 6), np.float32), coefficients.reshape(-1, 6)])
@@ -100,7 +107,9 @@ def map_from_ids(ids: np.ndarray, coefficients: np.ndarray, step: int = 1) -> np
     chosen = flat[ids]  # rows: [x->sx, x->sy, y->sx, y->sy, 1->sx, 1->sy]
     map_x = xs * chosen[..., 0] + ys * chosen[..., 2] + chosen[..., 4]
     map_y = xs * chosen[..., 1] + ys * chosen[..., 3] + chosen[..., 5]
-    return np.stack([map_x, map_y], axis=-1)
+    low = np.concatenate([np.full((1, 2), -np.inf, np.float32), bounds[0]])[ids]
+    high = np.concatenate([np.full((1, 2), np.inf, np.float32), bounds[1]])[ids]
+    return np.clip(np.stack([map_x, map_y], axis=-1), low, high)
 
 
 def area_from_ids(ids: np.ndarray, coefficients: np.ndarray, orientation: np.ndarray) -> np.ndarray:
@@ -118,7 +127,7 @@ def sampling_map_cpu(layout_: Layout, size: int) -> tuple[np.ndarray, np.ndarray
     step = layout_.map_step
     ids = triangle_ids_cpu(layout_, size, step)
     coefficients = affine_coefficients(layout_.dst, layout_.src)
-    small = map_from_ids(ids, coefficients, step)
+    small = map_from_ids(ids, coefficients, source_bounds(layout_.src), step)
     full = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR) if step > 1 else small
     area = area_from_ids(ids, coefficients, layout_.orientation)
     if step > 1:
@@ -169,7 +178,12 @@ def sampling_maps_torch(layouts: list[Layout], size: int, device: str = "cpu", c
     table = torch.cat([identity, coefficients], dim=1)  # id 0 = uncovered: the photo stays put
     chosen = torch.gather(table, 1, best_id[..., None, None].expand(-1, -1, 3, 2))  # (B, P, 3, 2)
     homogeneous = torch.cat([pixels, torch.ones_like(pixels[:, :1])], dim=-1)  # (P, 3)
-    map_small = (homogeneous[None, :, :, None] * chosen).sum(dim=2).reshape(len(layouts), small, small, 2)
+    low, high = src.amin(dim=2) - 1.0, src.amax(dim=2) + 1.0  # source_bounds for (B, N, 3, 2)
+    infinite = torch.full((len(layouts), 1, 2), float("inf"), device=device)
+    low = torch.gather(torch.cat([-infinite, low], dim=1), 1, best_id[..., None].expand(-1, -1, 2))
+    high = torch.gather(torch.cat([infinite, high], dim=1), 1, best_id[..., None].expand(-1, -1, 2))
+    mapped = torch.minimum(torch.maximum((homogeneous[None, :, :, None] * chosen).sum(dim=2), low), high)
+    map_small = mapped.reshape(len(layouts), small, small, 2)
     linear = coefficients[:, :, :2, :]
     determinant = (linear[..., 0, 0] * linear[..., 1, 1] - linear[..., 0, 1] * linear[..., 1, 0]) * orientation
     area_table = torch.cat([torch.ones(len(layouts), 1, device=device), determinant], dim=1)

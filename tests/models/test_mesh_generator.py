@@ -220,3 +220,14 @@ def test_seams_are_softened_and_smooth_regions_untouched() -> None:
     softened = soften_seams(image.copy(), jumped)
     changed = np.flatnonzero(np.any(softened != image, axis=(0, 2)))
     assert set(changed) <= {15, 16, 17} and {16}.issubset(set(changed))
+
+
+def test_a_sliver_triangle_never_samples_far_outside_its_source() -> None:
+    from models.mesh3d.render import affine_coefficients, map_from_ids, source_bounds
+
+    dst = np.array([[[10.0, 10.0], [10.6, 10.0], [10.0, 10.05]]], np.float32)  # covers no pixel centre
+    src = np.array([[[50.0, 50.0], [60.0, 50.0], [50.0, 60.0]]], np.float32)
+    ids = np.zeros((16, 16), np.int32)
+    ids[11, 11] = 1  # a rasteriser painted the pixel next to it anyway
+    mapped = map_from_ids(ids, affine_coefficients(dst, src), source_bounds(src))[11, 11]
+    assert ((mapped >= 49) & (mapped <= 61)).all(), mapped  # unclamped: ~(66, 70 + 200 * ...) far off
