@@ -75,6 +75,8 @@ class MeshGenerator(Generator):
 
     def _sample_batched(self, requests: list[GenerateRequest], maps: torch.Tensor) -> np.ndarray:
         """grid_sample per atlas width (targets with the same number of photos share one call)."""
+        import torch
+
         from models.mesh3d.render import sample_torch
 
         out = np.zeros((len(requests), self.output_size, self.output_size, 3), np.uint8)

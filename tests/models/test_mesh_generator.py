@@ -135,7 +135,7 @@ def _request_for(driver, target, frame):  # -> GenerateRequest
     from models.generators.base import GenerateRequest
 
     return GenerateRequest(target.images, target.landmarks, target.extra["generator"], None, frame,
-                           driver.current_mesh, driver.neutral_mesh)
+                           driver.current_mesh, driver.neutral_mesh, driver.open_eyes)
 
 
 def test_cpu_and_batched_torch_renderers_agree() -> None:
@@ -231,3 +231,20 @@ def test_a_sliver_triangle_never_samples_far_outside_its_source() -> None:
     ids[11, 11] = 1  # a rasteriser painted the pixel next to it anyway
     mapped = map_from_ids(ids, affine_coefficients(dst, src), source_bounds(src))[11, 11]
     assert ((mapped >= 49) & (mapped <= 61)).all(), mapped  # unclamped: ~(66, 70 + 200 * ...) far off
+
+
+def test_the_generators_batched_torch_path_matches_its_cpu_path(talking_face_frames: list[np.ndarray]) -> None:
+    """The CUDA code path (one batched rasteriser + grid_sample for all sessions), run on the CPU here."""
+    pipeline = _pipeline()
+    generator = pipeline.generator
+    targets = [_target(0), _target(1)]  # two targets in one batch
+    drivers = [pipeline.new_driver() for _ in targets]
+    for frame in talking_face_frames[:30:5]:
+        pipeline.process([FrameJob(driver, target, frame) for driver, target in zip(drivers, targets, strict=True)])
+    requests = [_request_for(driver, target, talking_face_frames[30])
+                for driver, target in zip(drivers, targets, strict=True)]
+    cpu = generator._render(requests)
+    batched = generator._render_torch(requests, [generator._layout(request) for request in requests])
+    for (cpu_image, cpu_area), (torch_image, torch_area) in zip(cpu, batched, strict=True):
+        assert np.abs(cpu_image.astype(np.float32) - torch_image).mean() < 1.5
+        assert (torch_area > 0).all() and (cpu_area > 0).all()
