@@ -19,7 +19,7 @@ import av
 import cv2
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 
 from rtc import frame_tag, messages
 from rtc.tuning import install_low_latency_jitter_buffer
@@ -41,6 +41,8 @@ class PeerConfig:
     room: str | None = None  # join this avatar room instead of a one-to-one session
     room_tiles: int = 3  # tiles offered for the other participants (room size - 1)
     name: str = "synthetic"
+    audio: bool = False  # also send a microphone track (silence), as a browser with a mic does
+    extra_video: int = 0  # more camera tracks than the one the server reads (a misbehaving client)
 
 
 class RejectedError(Exception):
@@ -163,6 +165,10 @@ class SyntheticPeer:
 
         transceiver = self._pc.addTransceiver(self._driver, direction="sendrecv")
         self._prefer_codec(transceiver)
+        if self.config.audio:
+            self._pc.addTrack(AudioStreamTrack())
+        for _ in range(self.config.extra_video):
+            self._prefer_codec(self._pc.addTransceiver(VideoStreamTrack(), direction="sendrecv"))
         own_mid: list[str] = []
         if self.config.room:
             for _ in range(self.config.room_tiles):

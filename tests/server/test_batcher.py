@@ -88,3 +88,53 @@ def test_overload_drops_frames_and_keeps_latency_flat() -> None:
     assert max(latencies) < 3 * MODEL_SECONDS + 0.05
     late = latencies[len(latencies) // 2:]
     assert np.mean(late) < 2.5 * MODEL_SECONDS
+
+
+class FailingPipeline(SlowPipeline):
+    """Raises whenever a frame for `bad` is in the batch (e.g. a target that makes the generator raise)."""
+
+    def __init__(self, bad: TargetFace) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def process(self, jobs: list[FrameJob]) -> list[FrameResult]:
+        if any(job.target is self.bad for job in jobs):
+            raise ValueError("this target breaks the generator")
+        return super().process(jobs)
+
+    def request_calibration(self, driver: DriverState) -> None:
+        driver.calibrate_next = True
+
+
+def test_one_failing_session_is_closed_and_the_others_keep_their_frames() -> None:
+    async def scenario() -> tuple[list[int], list[tuple[str, str]]]:
+        good = PreparedTarget("good", TargetFace([np.zeros((64, 64, 3), np.uint8)], [np.zeros((68, 2), np.float32)]))
+        bad = PreparedTarget("bad", TargetFace([np.zeros((64, 64, 3), np.uint8)], [np.zeros((68, 2), np.float32)]))
+        pipeline = FailingPipeline(bad.face)
+        executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        batcher = FrameBatcher(pipeline, BatcherConfig(max_batch=8, max_wait_ms=5), executor)  # type: ignore[arg-type]
+        sessions = [Session(RTCPeerConnection(), target, DriverState(), 64, False) for target in (good, bad, good)]
+        closed: list[tuple[str, str]] = []
+
+        async def on_failed(session: Session, message: str) -> None:
+            closed.append((session.target.id, message))
+
+        batcher.on_session_failed = on_failed
+        for session in sessions:
+            batcher.add(session)
+        runner = asyncio.create_task(batcher.run())
+        for index in range(10):
+            for session in sessions:
+                session.slot.put(_frame(index))
+            batcher.frame_arrived()
+            await asyncio.sleep(0.08)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        for session in sessions:
+            await session.pc.close()
+        executor.shutdown()
+        return [s.frames_out for s in sessions], closed
+
+    frames_out, closed = asyncio.run(scenario())
+    assert frames_out[0] >= 8 and frames_out[2] >= 8 and frames_out[1] == 0
+    assert len(closed) == 1 and closed[0][0] == "bad" and "please start again" in closed[0][1]
