@@ -275,7 +275,8 @@ def test_no_face_in_the_camera_is_flagged(playwright_driver, server: RunningServ
 
 @pytest.fixture(scope="module")
 def room_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("room")) as running:
+    # Two callers in one room are a feature test, not an overload test: admission by --max-sessions only.
+    with running_server(tmp_path_factory.mktemp("room"), "--admission", "cap") as running:
         yield running
 
 

@@ -25,7 +25,7 @@ ROOM_SIZE = 3
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("rooms"), "--generator", "warp",
+    with running_server(tmp_path_factory.mktemp("rooms"), "--generator", "warp", "--admission", "cap",
                         "--room-size", str(ROOM_SIZE)) as running:
         yield running
 
