@@ -221,12 +221,25 @@ async function start() {
     await waitForIceGathering(pc);
     state.ownMid = own.mid;
     const url = state.room ? `/api/rooms/${state.room}/join` : "/api/offer";
-    const response = await fetch(url, {
+    const send = () => fetch(url, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer", target: state.target, size: state.size,
                              name: $("name").value || "Guest" }),
     });
+    let response = await send();
+    // 503 + Retry-After: the server is at its measured capacity; wait as told and offer again until admitted.
+    while (response.status === 503 && response.headers.get("Retry-After") && state.pc === pc) {
+      const text = await errorText(response);
+      for (let left = Math.max(1, parseInt(response.headers.get("Retry-After"), 10) || 5); left > 0; left--) {
+        if (state.pc !== pc) return;  // hung up while waiting
+        setBadge("connecting", `busy, retrying in ${left} s`);
+        say(`The server is busy (${text}). Retrying in ${left} s…`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      if (state.pc !== pc) return;
+      response = await send();
+    }
     if (!response.ok) {
       const text = await errorText(response);
       if (response.status === 503) { setBadge("error", "server full"); throw new Error(`Cannot start the call: ${text}.`); }
