@@ -171,7 +171,8 @@ def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     page.close()
 
 
-def test_server_full_retries_until_admitted_and_bad_upload_shows_a_clear_message(browser, server: RunningServer) -> None:
+def test_server_full_retries_until_admitted_and_bad_upload_shows_a_clear_message(browser,
+                                                                                  server: RunningServer) -> None:
     first, second = browser.new_page(), browser.new_page()
     # ?autostart=1&target=... starts a call on load (kiosks, tests).
     first.goto(server.url + "/?autostart=1&target=grace_hopper")
