@@ -111,12 +111,16 @@ def _ring(mesh: np.ndarray, oval: np.ndarray, size: int) -> tuple[np.ndarray, np
     angles = np.linspace(0, 2 * np.pi, RING_POINTS, endpoint=False)
     ring = centre + np.outer(np.cos(angles), right * 0.95 * height) + np.outer(np.sin(angles), up_unit * 0.95 * height)
     margin = RING_MARGIN * size
-    ring = np.clip(ring, margin, size - 1 - margin)
+    inside = np.clip(ring, margin, size - 1 - margin)
+    # A point the crop cut off sits on hair or shoulders that run out of the photo: it stays put, since moving
+    # it along the border would shear the hair at the photo's edge into a streak.
+    pinned = np.any(np.abs(inside - ring) > 1e-3, axis=1)
+    ring = inside
     keep: list[int] = []  # drop points that clipping stacked together (they would make slivers)
     for index, point in enumerate(ring):
         if all(np.linalg.norm(point - ring[k]) > 0.06 * size for k in keep):
             keep.append(index)
-    weights = 0.6 + 0.4 * np.sin(angles[keep])  # sin > 0: the upper half, which moves with the head
+    weights = np.where(pinned[keep], 0.0, 0.6 + 0.4 * np.sin(angles[keep]))  # sin > 0: the upper half
     depth = np.full((len(keep), 1), float(mesh[oval, 2].mean()))
     return np.hstack([ring[keep], depth]).astype(np.float32), weights.astype(np.float32)
 
