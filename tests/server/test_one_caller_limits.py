@@ -14,9 +14,11 @@ import pytest
 from loadtest.local_server import RunningServer, running_server
 from loadtest.peer import PeerConfig, SyntheticPeer
 
-# Two callers with audio grew ~2.4 MB/s before the fix (~19 MB over these 8 s); after it, flat within one
-# ~4 MB allocator step (measured: +2.3 MB over 20 s after a first round).
-RSS_GROWTH_BOUND_MB = 6.0
+# Two callers with audio grew ~2.4 MB/s before the fix (~29 MB over this 12 s window); after it, flat but for
+# allocator steps of up to ~8.4 MB now and then (seen once in three clean-clone CI runs with a 6 MB bound over
+# 8 s), so the bound sits halfway between.
+RSS_WINDOW_S = 12.0
+RSS_GROWTH_BOUND_MB = 14.0
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_audio_is_refused_and_memory_stays_flat(server: RunningServer, talking_f
             await peer.connect()
         await asyncio.sleep(3.0)
         before = proc_status(pid, "VmRSS") / 1024
-        await asyncio.sleep(8.0)
+        await asyncio.sleep(RSS_WINDOW_S)
         after = proc_status(pid, "VmRSS") / 1024
         answers = [peer._pc.remoteDescription.sdp for peer in peers]
         received = [len(peer.stats.received) for peer in peers]
@@ -59,7 +61,8 @@ def test_audio_is_refused_and_memory_stays_flat(server: RunningServer, talking_f
     for answer in answers:
         audio = answer.split("m=audio", 1)[1].split("m=", 1)[0]
         assert "a=inactive" in audio
-    assert after - before < RSS_GROWTH_BOUND_MB, f"RSS grew {after - before:.1f} MB in 8 s ({before:.0f} MB before)"
+    assert after - before < RSS_GROWTH_BOUND_MB, (
+        f"RSS grew {after - before:.1f} MB in {RSS_WINDOW_S:.0f} s ({before:.0f} MB before)")
 
 
 def test_only_one_video_track_per_caller_is_received(server: RunningServer, talking_face_frames) -> None:
