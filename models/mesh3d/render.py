@@ -230,11 +230,13 @@ SEAM_JUMP = 3.0  # px of source per px of output: more is a discontinuity (an oc
 def soften_seams(image: np.ndarray, map_xy: np.ndarray) -> np.ndarray:
     """In place: pixels where the map jumps (a cheek occluding the background, a seam between textures) get a
     3x3 average of their neighbourhood, so the nearest-triangle choice there does not show as jagged steps."""
-    jump = np.zeros(map_xy.shape[:2], bool)
-    jump[:, 1:] |= np.abs(np.diff(map_xy, axis=1)).max(axis=-1) > SEAM_JUMP
-    jump[1:, :] |= np.abs(np.diff(map_xy, axis=0)).max(axis=-1) > SEAM_JUMP
+    jump = np.zeros(map_xy.shape[:2], np.uint8)
+    for axis in (0, 1):  # one coordinate plane at a time: contiguous, ~10x faster than a max over the last axis
+        plane = np.ascontiguousarray(map_xy[..., axis])
+        jump[:, 1:] |= np.abs(plane[:, 1:] - plane[:, :-1]) > SEAM_JUMP
+        jump[1:, :] |= np.abs(plane[1:, :] - plane[:-1, :]) > SEAM_JUMP
     if not jump.any():
         return image
-    band = cv2.dilate(jump.astype(np.uint8), np.ones((2, 2), np.uint8)).astype(bool)
-    image[band] = cv2.blur(image, (3, 3))[band]
+    band = cv2.dilate(jump, np.ones((2, 2), np.uint8))
+    np.copyto(image, cv2.blur(image, (3, 3)), where=band[..., None].astype(bool))
     return image
