@@ -32,6 +32,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
+from evaluation.fidelity import DRIVER_FPS
 from evaluation.identity import cosine_similarity, face_embedding
 from evaluation.machine_info import machine_info
 from models.align import crop_matrix
@@ -109,7 +110,7 @@ def run_clip(pipeline: ReenactmentPipeline, target_photo: np.ndarray, frames: li
     previous: list[np.ndarray] = []
     for index, frame in enumerate(frames):
         start = time.perf_counter()
-        result = pipeline.process([FrameJob(driver, target, frame)])[0]
+        result = pipeline.process([FrameJob(driver, target, frame, index / DRIVER_FPS)])[0]  # video time
         scores.seconds += time.perf_counter() - start
         scores.frames += 1
         driven = result.driven

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from evaluation.fidelity import embedding_distance
+from evaluation.fidelity import DRIVER_FPS, embedding_distance
 from evaluation.identity import face_embedding
 from evaluation.machine_info import machine_info
 from evaluation.motion import read_clip
@@ -72,13 +72,13 @@ def run(shots: int, photos: list[int], frames: list[np.ndarray]) -> dict:
     size = pipeline.config.output_size
     matrix = crop_matrix(detect_photo_landmarks(frames[photos[0]]), size)
     driver = pipeline.new_driver()
-    pipeline.process([FrameJob(driver, target, frames[photos[0]])])  # the first photo's pose is the neutral
+    pipeline.process([FrameJob(driver, target, frames[photos[0]], 0.0)])  # the first photo's pose is the neutral
     target_embedding = face_embedding(target.images[0])
     errors, disoccluded, identity = [], [], []
     strip = []
     far = [i for i in range(len(frames)) if min(abs(i - p) for p in photos) > SKIP_NEAR_PHOTOS]
     for step, index in enumerate(tqdm(far, desc=f"{shots} photo(s)", unit="frame")):
-        result = pipeline.process([FrameJob(driver, target, frames[index])])[0]
+        result = pipeline.process([FrameJob(driver, target, frames[index], (step + 1) / DRIVER_FPS)])[0]
         if not result.face_found:
             continue
         truth = cv2.warpAffine(frames[index], matrix, (size, size), flags=cv2.INTER_AREA,

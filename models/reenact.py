@@ -72,7 +72,9 @@ def reenact(config: ReenactConfig) -> int:
 
             def flush() -> None:
                 nonlocal written
-                results = pipeline.process([FrameJob(driver, target, frame) for frame in pending])
+                start = written / fps  # video time: smoothing does not depend on how fast this machine is
+                results = pipeline.process([FrameJob(driver, target, frame, start + i / fps)
+                                            for i, frame in enumerate(pending)])
                 for frame, result in zip(pending, results, strict=True):
                     image = result.image
                     if config.side_by_side:

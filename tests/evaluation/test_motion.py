@@ -66,19 +66,19 @@ def test_warp_moves_the_mouth_without_folds(report: tuple[dict, Path]) -> None:
 
 
 def test_mesh_follows_mouth_and_eyes_keeps_identity_and_never_folds(report: tuple[dict, Path]) -> None:
-    # Measured on these frames: mouth r 0.97 amp 0.75, eyes r 0.83 amp 0.74, identity 0.27 to the target and
-    # 0.86 to the driver, no folded pixel.
+    # Measured on these frames (video time, so the same on any machine): mouth r 0.97 amp 0.69, eyes r 0.86
+    # amp 0.72, identity 0.27 to the target and 0.86 to the driver, no folded pixel.
     row = _row(report[0], "mesh")
     assert row["folds"]["folded_share"] == 0
     assert row["signals"]["mouth"]["corr"] > 0.9 and row["signals"]["eyes"]["corr"] > 0.75, row["signals"]
     for name in ("mouth", "eyes"):
-        assert 0.65 < row["signals"][name]["amp"] < 1.3, (name, row["signals"][name])
+        assert 0.6 < row["signals"][name]["amp"] < 1.3, (name, row["signals"][name])
     assert row["identity"]["to_target"] <= 0.45 < 0.75 <= row["identity"]["to_driver"]
 
 
 def test_mesh_turns_the_head_with_the_driver(talking_face_frames: list[np.ndarray], astronaut: Photo,
                                              tmp_path: Path) -> None:
-    """WolfgangLanger's first 4 s turn the head; measured mesh yaw r 0.83 amp 0.85, roll r 0.95 amp 1.10
+    """WolfgangLanger's first 4 s turn the head; measured mesh yaw r 0.84 amp 0.82, roll r 0.95 amp 1.09
     (the measure's own ceiling there: yaw r 0.96)."""
     config = MotionConfig(("mesh",), tmp_path, None, 256, "mesh")
     row = evaluate(config, [("WolfgangLanger_Pexels.mp4", talking_face_frames)], [astronaut])["rows"][0]
