@@ -28,7 +28,7 @@ fi
 # Debian packages: facedetect ships a public-domain demo portrait; chromium runs the browser tests;
 # prometheus scrapes the server in the metrics test.
 APT_PKGS=(facedetect)
-[[ $DEV == 1 ]] && APT_PKGS+=(chromium prometheus)
+[[ $DEV == 1 ]] && APT_PKGS+=(chromium prometheus janus)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if (( ${#missing[@]} )); then
