@@ -22,10 +22,12 @@ from server.config import ServerConfig
 from server.errors import ApiError
 from server.health import health
 from server.http_input import json_body
+from server.janus import JanusClient
 from server.photos import decode_photo
 from server.registry import SessionRegistry
 from server.rooms import RoomRegistry, TileTrack, clean_name
 from server.session import PreparedTarget, Session
+from server.sfu_rooms import JanusRooms
 from server.supervisor import Supervisor
 from server.targets import TargetStore
 from server.uploads import UploadLimiter
@@ -39,6 +41,7 @@ REGISTRY = web.AppKey("registry", SessionRegistry)
 TARGETS = web.AppKey("targets", TargetStore)
 BATCHER = web.AppKey("batcher", FrameBatcher)
 ROOMS = web.AppKey("rooms", RoomRegistry)
+SFU = web.AppKey("sfu", JanusRooms)  # present with --sfu janus: rooms live in Janus instead of ROOMS
 EXECUTOR = web.AppKey("executor", concurrent.futures.ThreadPoolExecutor)
 ADMISSION = web.AppKey("admission", Admission)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
@@ -107,14 +110,20 @@ async def offer(request: web.Request) -> web.Response:
 
 
 async def create_room(request: web.Request) -> web.Response:
+    if SFU in request.app:
+        return web.json_response(await request.app[SFU].create(), status=201)
     return web.json_response(request.app[ROOMS].create().describe(), status=201)
 
 
 async def get_room(request: web.Request) -> web.Response:
+    if SFU in request.app:
+        return web.json_response(await request.app[SFU].describe(request.match_info["room_id"]))
     return web.json_response(request.app[ROOMS].get(request.match_info["room_id"]).describe())
 
 
 async def join_room(request: web.Request) -> web.Response:
+    if SFU in request.app:
+        return await _join_sfu_room(request)
     rooms = request.app[ROOMS]
     room = rooms.get(request.match_info["room_id"])
     body = await _json_body(request)
@@ -131,6 +140,54 @@ async def join_room(request: web.Request) -> web.Response:
         participant = rooms.join(room, session, name, tiles)
     return web.json_response({**_answer(request, session, answer_sdp), "room_id": room.id,
                               "participant_id": participant.id, "tiles": len(tiles)})
+
+
+async def _join_sfu_room(request: web.Request) -> web.Response:
+    """The caller's call is negotiated with us as a one-to-one call; then its avatar is published into Janus.
+    The others' avatars come from Janus through /api/sessions/<id>/watch (the roster names their feeds)."""
+    sfu, token = request.app[SFU], request.match_info["room_id"]
+    body = await _json_body(request)
+    name = clean_name(body.get("name"))
+    parsed = await _parse_offer(request, body)
+    await sfu.check_place(token)
+    with sfu.reserve(token):
+        registry = request.app[REGISTRY]
+        session, answer_sdp = await registry.open(parsed.sdp, parsed.target, parsed.size, parsed.measure)
+        try:
+            publisher = await sfu.join(token, session, name)
+        except BaseException:
+            await registry.close(session, "could not join the room")
+            raise
+    return web.json_response({**_answer(request, session, answer_sdp), "room_id": token, "sfu": "janus",
+                              "participant_id": publisher.id, "tiles": 0})
+
+
+def _sfu_session(request: web.Request) -> tuple[JanusRooms, Session]:
+    if SFU not in request.app:
+        raise ApiError(409, "this server relays rooms itself (no --sfu): tiles come on the call")
+    return request.app[SFU], request.app[REGISTRY].get(request.match_info["session_id"], _bearer_token(request))
+
+
+async def watch_feed(request: web.Request) -> web.Response:
+    sfu, session = _sfu_session(request)
+    body = await _json_body(request)
+    return web.json_response(await sfu.watch(session, body.get("feed")), status=201)
+
+
+async def answer_watch(request: web.Request) -> web.Response:
+    sfu, session = _sfu_session(request)
+    body = await _json_body(request)
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or not sdp.strip() or body.get("type") != "answer":
+        raise ApiError(400, 'expected {"sdp": "<answer SDP>", "type": "answer"}')
+    await sfu.start_watch(session, request.match_info["watch_id"], sdp)
+    return web.json_response({"watching": True})
+
+
+async def stop_watch(request: web.Request) -> web.Response:
+    sfu, session = _sfu_session(request)
+    await sfu.stop_watch(session, request.match_info["watch_id"])
+    return web.json_response({"watching": False})
 
 
 async def switch_target(request: web.Request) -> web.Response:
@@ -234,6 +291,9 @@ def build_app(config: ServerConfig) -> web.Application:
                                measured=config.admission == "measured")
     app[REGISTRY] = SessionRegistry(config, pipeline, batcher, app[ADMISSION])
     app[ROOMS] = RoomRegistry(config.room_size, config.max_rooms)
+    if config.sfu == "janus":
+        app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret or None), config.sfu_secret,
+                              config.room_size, config.max_rooms, config.ice_servers)
     app[TARGETS] = TargetStore(pipeline.prepare_target, executor, config.max_uploaded_targets)
     app[SUPERVISOR] = Supervisor()
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
@@ -246,9 +306,13 @@ def build_app(config: ServerConfig) -> web.Application:
         log.info("warm-up: %.1f ms per frame at batch 1", 1000 * seconds)
         app[SUPERVISOR].start("frame-batcher", app[BATCHER].run)
         app[SUPERVISOR].start("session-housekeeping", app[REGISTRY].housekeeping)
+        if SFU in app:
+            app[SUPERVISOR].start("sfu-rooms", app[SFU].run)
 
     async def on_shutdown(app: web.Application) -> None:
-        await app[REGISTRY].close_all()
+        await app[REGISTRY].close_all()  # room participants leave (and unpublish) on the way
+        if SFU in app:
+            await app[SFU].close()
         await app[SUPERVISOR].stop()
         app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
 
@@ -269,4 +333,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app.router.add_post("/api/sessions/{session_id}/target", switch_target)
     app.router.add_post("/api/sessions/{session_id}/calibrate", calibrate)
     app.router.add_delete("/api/sessions/{session_id}", close_session)
+    app.router.add_post("/api/sessions/{session_id}/watch", watch_feed)
+    app.router.add_post("/api/sessions/{session_id}/watch/{watch_id}", answer_watch)
+    app.router.add_delete("/api/sessions/{session_id}/watch/{watch_id}", stop_watch)
     return app

@@ -43,6 +43,15 @@ class ServerConfig(PipelineConfig):
     max_uploaded_targets: int = option(64, "uploaded targets kept in memory (oldest evicted first)", low=1)
     room_size: int = option(4, "most participants in one avatar room", low=2, high=16)
     max_rooms: int = option(32, "most avatar rooms open at once", low=0)
+    sfu: Literal["none", "janus"] = option(
+        "none", "where avatar rooms forward media: none: this process relays every avatar to every viewer (one "
+        "server per room); janus: avatars are published once into a Janus VideoRoom and callers subscribe there "
+        "(rooms span servers pointed at one Janus)")
+    # Private: an internal address, and the secret that guards Janus's API and every room's pin.
+    sfu_url: str = option("http://127.0.0.1:8088/janus", "Janus HTTP API URL (--sfu janus); keep it internal",
+                          private=True)
+    sfu_secret: str = option("", "Janus's API secret (janus --apisecret) and the key room pins derive from: "
+                             "the same on every server sharing the Janus", private=True)
     # Private: TURN credentials may be inline, so /api/info never shows them.
     ice_servers: tuple[str, ...] = option((), "comma-separated STUN/TURN URLs, TURN credentials inline: "
                                           "turn:user:pass@host:3478; none: host candidates only",

@@ -37,6 +37,17 @@ ROOMS_OPEN = Gauge("marionette_rooms_open", "Avatar rooms with participants (or 
 ROOM_PARTICIPANTS = Gauge("marionette_room_participants", "Participants in all rooms", registry=REGISTRY)
 RELAY_FANOUT = Gauge("marionette_relay_fanout", "Avatar streams relayed to other room participants",
                      registry=REGISTRY)
+# --sfu janus: this server's share of the rooms (the rooms themselves live in Janus, across servers).
+SFU_PUBLISHERS = Gauge("marionette_sfu_publishers", "Avatars this server publishes into Janus VideoRooms",
+                       registry=REGISTRY)
+SFU_WATCHES = Gauge("marionette_sfu_watches", "Janus feeds this server's callers are subscribed to",
+                    registry=REGISTRY)
+SFU_ROOMS_CREATED = Counter("marionette_sfu_rooms_created", "Janus VideoRooms this server created",
+                            registry=REGISTRY)
+SFU_SUBSCRIPTIONS = Counter("marionette_sfu_subscriptions", "Janus subscriptions set up for callers",
+                            registry=REGISTRY)
+SFU_ERRORS = Counter("marionette_sfu_errors", "Janus failures: publish, subscribe, request, janus_lost",
+                     ["kind"], registry=REGISTRY)
 TASK_RESTARTS = Counter("marionette_task_restarts", "Background tasks restarted by the supervisor after dying",
                         ["task"], registry=REGISTRY)
 BATCH_FAILURES = Counter("marionette_batch_failures", "Model batches that raised (then retried per session)",
