@@ -81,7 +81,7 @@ class PeerStats:
     def tile_of(self, participant_name: str) -> str | None:
         for entry in (self.roster or {}).get("participants", []):
             if entry["name"] == participant_name:
-                return entry["mid"]
+                return entry["mid"] or tile_key(entry.get("feed"))
         return None
 
     def latencies_ms(self) -> list[float]:
@@ -94,6 +94,11 @@ class PeerStats:
             return 0.0
         times = [t for t in times if t >= times[0] + skip_seconds] or times
         return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+
+
+def tile_key(feed: int | None) -> str | None:
+    """Rooms through an SFU have no tiles on the call: each other participant is a watched feed."""
+    return None if feed is None else f"feed:{feed}"
 
 
 class DriverTrack(MediaStreamTrack):
@@ -141,6 +146,9 @@ class SyntheticPeer:
         self._driver = DriverTrack(frames, config, self.stats)
         self._tasks: list[asyncio.Task] = []
         self._http: aiohttp.ClientSession | None = None
+        self.sfu: str | None = None  # "janus": the others' avatars are watched from the SFU, not tiles
+        self._watches: dict[int, tuple[str, RTCPeerConnection]] = {}  # feed -> (watch id, its connection)
+        self._watch_lock = asyncio.Lock()
 
     async def __aenter__(self) -> SyntheticPeer:
         await self.connect()
@@ -160,6 +168,8 @@ class SyntheticPeer:
                 data = json.loads(message)
                 if data.get("type") == messages.ROSTER:
                     self.stats.roster = data
+                    if data.get("sfu"):
+                        self._tasks.append(asyncio.create_task(self._sync_watches()))
                 else:
                     self.stats.statuses.append(data)
 
@@ -194,6 +204,7 @@ class SyntheticPeer:
                 raise RejectedError(response.status, answer.get("error", "?") if isinstance(answer, dict) else "?",
                                     response.headers.get("Retry-After"))
         self.session_id, self.token = answer["session_id"], answer["token"]
+        self.sfu = answer.get("sfu")
         await self._pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         self._setup_started = started
 
@@ -239,6 +250,46 @@ class SyntheticPeer:
         except Exception as error:
             self.stats.errors.append(repr(error))
 
+    async def _sync_watches(self) -> None:
+        """Watch every other participant's feed the roster names; stop watching those who left."""
+        async with self._watch_lock:
+            roster = self.stats.roster or {}
+            wanted = {p["feed"] for p in roster.get("participants", [])
+                      if p.get("feed") is not None and p["id"] != roster.get("you")}
+            for feed in set(self._watches) - wanted:
+                watch_id, pc = self._watches.pop(feed)
+                await pc.close()
+                with contextlib.suppress(aiohttp.ClientError, AssertionError):
+                    await self.request("DELETE", f"/watch/{watch_id}")
+            missing = wanted - set(self._watches)
+            for feed in missing:
+                try:
+                    await self._watch(feed)
+                except (aiohttp.ClientError, RejectedError) as error:
+                    self.stats.errors.append(f"watch {feed}: {error}")
+        if missing - set(self._watches):  # e.g. the feed's media was not up yet: try again shortly
+            await asyncio.sleep(1.0)
+            self._tasks.append(asyncio.create_task(self._sync_watches()))
+
+    async def _watch(self, feed: int) -> None:
+        status, offer = await self.request("POST", "/watch", json={"feed": feed})
+        if status != 201:
+            raise RejectedError(status, offer.get("error", "?"))
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._watches[feed] = (offer["watch_id"], pc)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video":
+                self._tasks.append(asyncio.create_task(self._receive_tile(tile_key(feed), track)))
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
+        await pc.setLocalDescription(await pc.createAnswer())
+        status, body = await self.request("POST", f"/watch/{offer['watch_id']}",
+                                          json={"sdp": pc.localDescription.sdp, "type": "answer"})
+        if status != 200:
+            raise RejectedError(status, body.get("error", "?"))
+
     async def request(self, method: str, path: str, **kwargs) -> tuple[int, dict]:
         assert self._http is not None and self.session_id is not None
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -253,6 +304,9 @@ class SyntheticPeer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for _, pc in self._watches.values():
+            await pc.close()
+        self._watches.clear()
         await self._pc.close()
         if self._http:
             await self._http.close()

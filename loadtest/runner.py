@@ -50,11 +50,12 @@ class _Crowd:
         self.failures: dict[int, PeerSummary] = {}
 
     async def add(self, count: int) -> None:
+        relayed = self._room is not None and not self._room.get("sfu")  # an SFU's feeds are watched, not tiles
         peer_config = PeerConfig(url=self._url, target=self._config.target, fps=self._config.fps,
                                  width=self._config.width, height=self._config.height,
                                  output_size=self._config.output_size, codec=self._config.codec,
                                  room=self._room["room_id"] if self._room else None,
-                                 room_tiles=self._room["max_participants"] - 1 if self._room else 0)
+                                 room_tiles=self._room["max_participants"] - 1 if relayed else 0)
 
         async def connect(index: int) -> None:
             peer = SyntheticPeer(self._frames, peer_config)
