@@ -278,6 +278,7 @@ class JanusRooms:
         watch_id = secrets.token_urlsafe(6)
         publisher.watches[watch_id] = handle
         metrics.SFU_SUBSCRIPTIONS.inc()
+        self._update_metrics()
         return {"watch_id": watch_id, "feed": feed, "sdp": jsep["sdp"], "type": jsep["type"]}
 
     async def start_watch(self, session: Session, watch_id: str, answer_sdp: str) -> None:
@@ -292,6 +293,7 @@ class JanusRooms:
         handle = self._watch_handle(session, watch_id)
         del self.publisher_of(session).watches[watch_id]
         await self._janus.detach(handle)
+        self._update_metrics()
 
     def _watch_handle(self, session: Session, watch_id: str) -> int:
         handle = self.publisher_of(session).watches.get(watch_id)

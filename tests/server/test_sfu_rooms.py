@@ -1,0 +1,236 @@
+"""Avatar rooms through a real Janus (--sfu janus): one Janus, two server processes, aiortc participants.
+
+Janus is Debian's package started here with the project's config (deploy/janus) on free ports; one Janus
+and the two servers serve the whole module (the restart test goes last: it restarts that Janus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evaluation.identity import cosine_similarity, face_embedding
+from loadtest.local_janus import RunningJanus, janus_available, running_janus
+from loadtest.local_server import REPO_ROOT, RunningServer, free_port, running_server
+from loadtest.peer import PeerConfig, RejectedError, SyntheticPeer
+from models.assets import gallery, sample_media
+from rtc import messages
+from tests.server.test_api import call, upload
+from tests.server.test_rooms import embedding_of, metric
+
+ROOM_SIZE = 3
+pytestmark = pytest.mark.skipif(not janus_available(), reason="Debian's janus is not installed (scripts/setup.sh)")
+
+
+@pytest.fixture(scope="module")
+def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningJanus]:
+    with running_janus(tmp_path_factory.mktemp("janus")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def servers(janus: RunningJanus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, ...]]:
+    flags = ("--generator", "warp", "--admission", "cap", "--room-size", str(ROOM_SIZE), "--sfu", "janus",
+             "--sfu-url", janus.url, "--sfu-secret", janus.secret)
+    tmp = tmp_path_factory.mktemp("sfu-servers")
+    with running_server(tmp, *flags) as first, running_server(tmp, *flags) as second:
+        yield first, second
+
+
+def post_json(server: RunningServer, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    return call(server, "POST", path, json.dumps(body).encode(), headers)
+
+
+def janus_feeds(janus: RunningJanus) -> dict[int, list[dict]]:
+    """Every publisher in every Janus room, straight from Janus."""
+    rooms = janus.videoroom({"request": "list"})["list"]
+    return {room["room"]: [p for p in janus.videoroom({"request": "listparticipants", "room": room["room"]})
+                           ["participants"] if p.get("publisher")] for room in rooms}
+
+
+def test_three_participants_on_two_servers_see_each_others_avatars(
+        janus: RunningJanus, servers: tuple[RunningServer, RunningServer], talking_face_frames) -> None:
+    first, second = servers
+    assert first.get_json("/api/info")["sfu"] == "janus"
+    assert "sfu_url" not in first.get_json("/api/info") and "sfu_secret" not in first.get_json("/api/info")
+    photo = sample_media("single_face.jpg")
+    code, uploaded = upload(second, [("me.jpg", photo.read_bytes())])
+    assert code == 201
+    # ann and bob join through the first server, cat through the second.
+    targets = {"ann": ("astronaut", gallery()[0].path, first), "bob": ("grace_hopper", gallery()[1].path, first),
+               "cat": (uploaded["id"], photo, second)}
+    target_embeddings = {name: embedding_of(path) for name, (_, path, _) in targets.items()}
+    driver_embedding = face_embedding(talking_face_frames[0])
+    code, room = post_json(first, "/api/rooms", {})
+    assert code == 201 and room["sfu"] == "janus" and len(room["room_id"]) >= 16
+    code, seen = call(second, "GET", f"/api/rooms/{room['room_id']}")
+    assert code == 200 and seen["participants"] == []  # the other server finds the room in Janus
+
+    async def scenario() -> None:
+        peers: dict[str, SyntheticPeer] = {}
+        try:
+            await check(peers)
+        finally:
+            for peer in peers.values():
+                await peer.close()
+
+    async def check(peers: dict[str, SyntheticPeer]) -> None:
+        for name, (target_id, _, server) in targets.items():
+            config = PeerConfig(url=server.url, target=target_id, fps=15, measure=False, room=room["room_id"],
+                                room_tiles=0, name=name, keep_frames=40)
+            peers[name] = SyntheticPeer(talking_face_frames, config)
+            await peers[name].connect()
+            assert peers[name].sfu == "janus"
+        extra = SyntheticPeer(talking_face_frames[:5], PeerConfig(url=second.url, room=room["room_id"],
+                                                                  room_tiles=0, measure=False))
+        with pytest.raises(RejectedError) as rejected:
+            await extra.connect()
+        assert rejected.value.status == 409 and "room full" in rejected.value.message
+        await asyncio.sleep(6)
+        assert metric(first, "marionette_sfu_publishers") == 2 and metric(second, "marionette_sfu_publishers") == 1
+        assert metric(first, "marionette_sfu_watches") == 4 and metric(second, "marionette_sfu_watches") == 2
+
+        # Janus holds exactly the three avatars: every feed it carries is one of the feeds checked below.
+        (published,) = janus_feeds(janus).values()
+        feeds = {json.loads(p["display"])["name"]: p["id"] for p in published}
+        assert set(feeds) == set(targets)
+        for server in servers:
+            code, described = call(server, "GET", f"/api/rooms/{room['room_id']}")
+            assert code == 200 and {p["name"] for p in described["participants"]} == set(targets)
+
+        # Everyone sees the two others, each as the target they chose, not as the driver video.
+        for viewer_name, viewer in peers.items():
+            assert {p["name"] for p in viewer.stats.roster["participants"]} == set(targets)
+            assert not viewer.stats.errors, viewer.stats.errors
+            for shown_name in targets:
+                if shown_name == viewer_name:
+                    continue
+                tile = viewer.stats.tile_of(shown_name)
+                assert tile == f"feed:{feeds[shown_name]}", f"{viewer_name} has no feed for {shown_name}"
+                frames = viewer.stats.tile_frames.get(tile, [])
+                assert len(frames) >= 20, f"{viewer_name} got {len(frames)} frames of {shown_name}"
+                checked = 0
+                for _, image in [f for f in frames if f[1] is not None][10::10]:
+                    embedding = face_embedding(image)
+                    if embedding is None:
+                        continue
+                    checked += 1
+                    similarities = {n: cosine_similarity(embedding, e) for n, e in target_embeddings.items()}
+                    assert max(similarities, key=similarities.get) == shown_name
+                    assert similarities[shown_name] > cosine_similarity(embedding, driver_embedding)
+                assert checked >= 2
+
+        # Cat (the second server's caller) leaves: unpublished from Janus, the others' feed of her stops.
+        cat_tile_at_ann = peers["ann"].stats.tile_of("cat")
+        await peers["cat"].close()
+        await asyncio.sleep(2.0)
+        assert {json.loads(p["display"])["name"] for p in next(iter(janus_feeds(janus).values()))} == {"ann", "bob"}
+        count = len(peers["ann"].stats.tile_frames[cat_tile_at_ann])
+        await asyncio.sleep(1.5)
+        assert len(peers["ann"].stats.tile_frames[cat_tile_at_ann]) == count
+        for name in ("ann", "bob"):
+            assert {p["name"] for p in peers[name].stats.roster["participants"]} == {"ann", "bob"}
+        assert metric(first, "marionette_sfu_watches") == 2
+
+    asyncio.run(scenario())
+    deadline = time.monotonic() + 5
+    while janus_feeds(janus) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert janus_feeds(janus) == {}  # the empty room is destroyed in Janus
+    for server in servers:
+        code, error = call(server, "GET", f"/api/rooms/{room['room_id']}")
+        assert code == 404 and "unknown or closed room" in error["error"]
+
+
+def test_sfu_room_bad_input(servers: tuple[RunningServer, RunningServer], talking_face_frames) -> None:
+    first, second = servers
+    code, error = post_json(first, "/api/rooms/nope/join", {"sdp": "v=0", "type": "offer"})
+    assert code == 404 and "unknown or closed room" in error["error"]
+    code, room = post_json(first, "/api/rooms", {})
+    code, error = post_json(second, f"/api/rooms/{room['room_id']}/join", {"sdp": "v=0", "type": "offer", "name": 5})
+    assert code == 400 and "name" in error["error"]
+
+    async def scenario() -> None:
+        # A one-to-one caller is in no room: nothing to watch.
+        async with SyntheticPeer(talking_face_frames[:5], PeerConfig(url=first.url, measure=False)) as alone:
+            status, body = await alone.request("POST", "/watch", json={"feed": 1})
+            assert status == 409 and "not in a room" in body["error"]
+        config = PeerConfig(url=first.url, room=room["room_id"], room_tiles=0, measure=False, name="dan")
+        async with SyntheticPeer(talking_face_frames[:5], config) as peer:
+            for feed in ("1", True, None):
+                status, body = await peer.request("POST", "/watch", json={"feed": feed})
+                assert status == 400 and "feed" in body["error"]
+            status, body = await peer.request("POST", "/watch", json={"feed": 12345})
+            assert status == 404 and "no such feed" in body["error"]
+            status, body = await peer.request("POST", "/watch/unknown", json={"sdp": "v=0", "type": "answer"})
+            assert status == 404 and "unknown watch" in body["error"]
+            status, body = await peer.request("POST", "/watch/unknown", json={"sdp": "v=0", "type": "offer"})
+            assert status == 400
+            status, body = await peer.request("DELETE", "/watch/unknown")
+            assert status == 404
+            code, body = call(first, "POST", f"/api/sessions/{peer.session_id}/watch", b'{"feed": 1}',
+                              {"Content-Type": "application/json", "Authorization": "Bearer wrong"})
+            assert code == 401
+
+    asyncio.run(scenario())
+
+
+def test_janus_down_at_start_up_names_the_url(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/janus"
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "server", "--port", str(free_port()), "--generator", "still",
+                             "--sfu", "janus", "--sfu-url", url], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert f"cannot reach Janus at {url}" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_janus_restart_ends_rooms_cleanly_and_new_rooms_work(
+        janus: RunningJanus, servers: tuple[RunningServer, RunningServer], talking_face_frames) -> None:
+    first, second = servers
+    code, room = post_json(first, "/api/rooms", {})
+
+    async def scenario() -> None:
+        peers = [SyntheticPeer(talking_face_frames[:10], PeerConfig(url=server.url, room=room["room_id"],
+                                                                    room_tiles=0, measure=False, name=name))
+                 for server, name in ((first, "eve"), (second, "fay"))]
+        for peer in peers:
+            await peer.connect()
+        await asyncio.sleep(2)
+        janus.stop()
+        janus.start()
+        deadline = time.monotonic() + 40  # a dead poll is noticed at once; a quick restart at the next poll
+        while time.monotonic() < deadline and not all(
+                any(s.get("type") == messages.ROOM_CLOSED for s in peer.stats.statuses) for peer in peers):
+            await asyncio.sleep(0.5)
+        for peer in peers:
+            closed = [s for s in peer.stats.statuses if s.get("type") == messages.ROOM_CLOSED]
+            assert closed and "room service restarted" in closed[0]["reason"]
+            status, body = await peer.request("POST", "/watch", json={"feed": 1})
+            assert status == 409 and "not in a room" in body["error"]  # out of the room, but the call itself goes on
+        received = len(peers[0].stats.received)
+        await asyncio.sleep(1)
+        assert len(peers[0].stats.received) > received
+        for peer in peers:
+            await peer.close()
+
+    asyncio.run(scenario())
+    for server in servers:
+        assert server.process.poll() is None
+        assert metric(server, 'marionette_sfu_errors_total{kind="janus_lost"}') >= 1
+        assert metric(server, "marionette_room_participants") == 0
+    # Janus is back: a new room across both servers works again.
+    code, room = post_json(second, "/api/rooms", {})
+    assert code == 201
+    code, seen = call(first, "GET", f"/api/rooms/{room['room_id']}")
+    assert code == 200 and seen["participants"] == []
+
