@@ -151,9 +151,10 @@ class JanusClient:
                 await asyncio.sleep(0.5)
                 continue
             for event in events if isinstance(events, list) else [events]:
-                self._dispatch(session, event)
+                if isinstance(event, dict):  # an empty body (Janus going away) parses as None
+                    self._dispatch(event)
 
-    def _dispatch(self, session: int, event: dict) -> None:
+    def _dispatch(self, event: dict[str, Any]) -> None:
         if event.get("janus") == "error" and event.get("error", {}).get("code") == NO_SUCH_SESSION:
             self._lose("Janus forgot our session (it restarted)")
             return

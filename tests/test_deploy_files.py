@@ -29,6 +29,8 @@ COMPOSE_GPU = REPO_ROOT / "deploy" / "docker-compose.gpu.yml"
 KUBERNETES = REPO_ROOT / "deploy" / "kubernetes" / "marionette.yaml"
 PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus.yml"
 TURN_CONFIG = REPO_ROOT / "deploy" / "turnserver.conf"
+JANUS_DIR = REPO_ROOT / "deploy" / "janus"
+KUBERNETES_JANUS = REPO_ROOT / "deploy" / "kubernetes" / "janus.yaml"
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -201,3 +203,61 @@ def test_turn_example_matches_the_page_config_example() -> None:
     configmap = KUBERNETES.read_text()
     assert f":{port}" in configmap and f'username: "{user}"' in configmap and f'credential: "{password}"' in configmap
     assert re.search(r"^min-port=\d+", text, re.M) and re.search(r"^max-port=\d+", text, re.M)
+
+
+# ---- Janus (avatar rooms through an SFU) --------------------------------------------------------------
+
+
+def janus_http_port() -> int:
+    return int(re.search(r"(?m)^\s*port\s*=\s*(\d+)", (JANUS_DIR / "janus.transport.http.jcfg").read_text()).group(1))
+
+
+def test_janus_config_keeps_the_admin_api_off_and_the_videoroom_on() -> None:
+    http = (JANUS_DIR / "janus.transport.http.jcfg").read_text()
+    assert re.search(r"(?m)^\s*admin_http\s*=\s*false", http) and re.search(r"(?m)^\s*http\s*=\s*true", http)
+    core = (JANUS_DIR / "janus.jcfg").read_text()
+    disabled = re.search(r'(?m)^\s*disable\s*=\s*"([^"]*)"', core.split("plugins:")[1]).group(1)
+    assert "libjanus_videoroom.so" not in disabled and "libjanus_echotest.so" in disabled
+    assert not re.search(r"(?m)^\s*admin_secret", core)  # no admin API, so no admin secret to leak
+    assert re.search(r'(?m)^\s*rtp_port_range\s*=\s*"\d+-\d+"', core)
+    # The image copies exactly these files and passes the shared secret as Janus's API secret.
+    janus_image = (JANUS_DIR / "Dockerfile").read_text()
+    (copy,) = re.findall(r"(?m)^COPY (.+)$", janus_image)
+    for name in copy.split()[:-1]:
+        assert (JANUS_DIR / name).exists()
+    assert "--apisecret \\\"$JANUS_API_SECRET\\\"" in janus_image and "apt-get install" in janus_image
+
+
+def test_compose_runs_janus_for_the_servers_rooms() -> None:
+    (compose,) = load_yaml_documents(COMPOSE)
+    services = compose["services"]
+    janus, server = services["janus"], services["marionette"]
+    assert janus["build"] == "deploy/janus" and janus["network_mode"] == "host"
+    env = server["environment"]
+    config = parse_config([])
+    assert env["MARIONETTE_SFU"] == "janus" and "janus" in server["depends_on"]
+    assert env["MARIONETTE_SFU_URL"] == f"http://127.0.0.1:{janus_http_port()}/janus"
+    assert env["MARIONETTE_SFU_SECRET"] == janus["environment"]["JANUS_API_SECRET"]  # one shared secret
+    assert config.sfu == "none"  # the image's own default stays the built-in relay
+
+
+def test_kubernetes_janus_is_internal_and_shares_the_secret() -> None:
+    documents = {doc["kind"]: doc for doc in load_yaml_documents(KUBERNETES_JANUS)}
+    assert set(documents) == {"Secret", "Deployment", "Service"}
+    service = documents["Service"]
+    assert service["spec"]["type"] == "ClusterIP"
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == janus_http_port()
+    (container,) = documents["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/janus/info"
+    secret_ref = container["env"][0]["valueFrom"]["secretKeyRef"]
+    assert secret_ref["name"] == documents["Secret"]["metadata"]["name"]
+    assert secret_ref["key"] in documents["Secret"]["stringData"]
+
+    server_doc = next(doc for doc in load_yaml_documents(KUBERNETES) if doc["kind"] == "Deployment")
+    (server,) = server_doc["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item for item in server["env"]}
+    assert env["MARIONETTE_SFU"]["value"] == "janus"
+    name = service["metadata"]["name"]
+    assert env["MARIONETTE_SFU_URL"]["value"] == f"http://{name}:{port['port']}/janus"
+    assert env["MARIONETTE_SFU_SECRET"]["valueFrom"]["secretKeyRef"] == secret_ref
