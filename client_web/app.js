@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 // The status channel's protocol, as rtc/messages.py defines it for the server.
 const CHANNEL_LABEL = "status";
-const MESSAGE = { PING: "ping", STATUS: "status", ROSTER: "roster" };
+const MESSAGE = { PING: "ping", STATUS: "status", ROSTER: "roster", ROOM_CLOSED: "room_closed" };
 // Deployment settings from config.js (ICE/TURN servers); none by default, see DESIGN §7.
 const config = { iceServers: [], ...(window.MARIONETTE_CONFIG || {}) };
 
@@ -17,7 +17,9 @@ const state = {
   sessionId: null, token: null,
   connected: false, framesDecoded: 0, fps: 0, lastStatus: null, error: null,
   room: params.get("room"), roomSize: 0, roster: null, ownMid: null,
-  tiles: {},  // mid -> {figure, video, name}: the other participants' avatars
+  tiles: {},  // mid (or "feed:<n>" through an SFU) -> {figure, video, name}: the other participants' avatars
+  sfu: null,  // "janus": the others' avatars come from the SFU, one watch (peer connection) per feed
+  watches: {},  // feed -> {id, pc}
 };
 window.marionette = state;
 
@@ -149,6 +151,7 @@ function onStatus(message) {
   let data;
   try { data = JSON.parse(message.data); } catch (_) { return; }
   if (data.type === MESSAGE.ROSTER) { showRoster(data); return; }
+  if (data.type === MESSAGE.ROOM_CLOSED) { roomClosed(data.reason); return; }
   if (data.type === MESSAGE.STATUS) {
     state.lastStatus = data;
     $("noface").classList.toggle("hidden", data.face_found);
@@ -194,7 +197,7 @@ async function start() {
     }, 1000);
   };
   const own = pc.addTransceiver(state.stream.getVideoTracks()[0], { direction: "sendrecv" });
-  if (state.room) {
+  if (state.room && !state.sfu) {
     // One receive-only tile per possible other participant; the server fills them as people join.
     for (let i = 0; i < state.roomSize - 1; i += 1) pc.addTransceiver("video", { direction: "recvonly" });
   }
@@ -293,6 +296,7 @@ async function hangUp(clearMessage = true) {
   state.sessionId = null; state.pc = null; state.stream = null; state.channel = null;
   state.connected = false; state.roster = null; state.lastStatus = null;
   previousJitter = null;
+  for (const feed of Object.keys(state.watches)) unwatch(feed, id, token);
   for (const tile of Object.values(state.tiles)) tile.figure.remove();
   state.tiles = {};
   updateRoomPanel();
@@ -325,9 +329,14 @@ function addTile(mid, stream) {
   state.tiles[mid] = { figure, video, name: null };
 }
 
+function tileKey(participant) {
+  return participant.mid || (participant.feed != null ? `feed:${participant.feed}` : null);
+}
+
 function showRoster(roster) {
   state.roster = roster;
-  const shown = new Map(roster.participants.filter((p) => p.mid).map((p) => [p.mid, p]));
+  if (roster.sfu) syncWatches(roster);
+  const shown = new Map(roster.participants.filter(tileKey).map((p) => [tileKey(p), p]));
   for (const [mid, tile] of Object.entries(state.tiles)) {
     const participant = shown.get(mid);
     tile.name = participant ? participant.name : null;
@@ -335,6 +344,65 @@ function showRoster(roster) {
     tile.figure.querySelector("figcaption").textContent = participant ? participant.name : "";
   }
   updateRoomPanel();
+}
+
+// ---- rooms through an SFU: each other participant's feed is watched on its own peer connection --------
+
+async function syncWatches(roster) {
+  const wanted = new Set(roster.participants.filter((p) => p.feed != null && p.id !== roster.you)
+    .map((p) => String(p.feed)));
+  for (const feed of Object.keys(state.watches)) if (!wanted.has(feed)) unwatch(feed, state.sessionId, state.token);
+  for (const feed of wanted) {
+    if (!state.watches[feed]) watch(Number(feed)).catch((error) => console.warn("watch", feed, error));
+  }
+}
+
+async function watch(feed) {
+  const headers = { "Content-Type": "application/json", Authorization: `Bearer ${state.token}` };
+  const pc = new RTCPeerConnection({ iceServers: config.iceServers });
+  state.watches[feed] = { id: null, pc };
+  const response = await fetch(`/api/sessions/${state.sessionId}/watch`, {
+    method: "POST", headers, body: JSON.stringify({ feed }),
+  });
+  if (!response.ok) {
+    pc.close(); delete state.watches[feed];
+    if (response.status === 404) setTimeout(() => state.roster && syncWatches(state.roster), 1000);  // not up yet
+    throw new Error(await errorText(response));
+  }
+  const offer = await response.json();
+  state.watches[feed].id = offer.watch_id;
+  pc.ontrack = (event) => {
+    addTile(`feed:${feed}`, new MediaStream([event.track]));
+    if (state.roster) showRoster(state.roster);  // names the new tile
+  };
+  await pc.setRemoteDescription({ type: offer.type, sdp: offer.sdp });
+  await pc.setLocalDescription(await pc.createAnswer());
+  await waitForIceGathering(pc);
+  const started = await fetch(`/api/sessions/${state.sessionId}/watch/${offer.watch_id}`, {
+    method: "POST", headers, body: JSON.stringify({ type: "answer", sdp: pc.localDescription.sdp }),
+  });
+  if (!started.ok) throw new Error(await errorText(started));
+}
+
+function unwatch(feed, sessionId, token) {
+  const watched = state.watches[feed];
+  delete state.watches[feed];
+  if (!watched) return;
+  watched.pc.close();
+  const tile = state.tiles[`feed:${feed}`];
+  if (tile) { tile.figure.remove(); delete state.tiles[`feed:${feed}`]; }
+  if (watched.id && sessionId) {
+    fetch(`/api/sessions/${sessionId}/watch/${watched.id}`, {
+      method: "DELETE", headers: { Authorization: `Bearer ${token}` },
+    }).catch(() => {});
+  }
+}
+
+function roomClosed(reason) {
+  for (const feed of Object.keys(state.watches)) unwatch(feed, null, null);
+  state.roster = null;
+  updateRoomPanel();
+  say(`${reason || "the room has ended"}. Your own call goes on.`, true);
 }
 
 function updateRoomPanel() {
@@ -351,6 +419,7 @@ window.marionette.tileFrames = () => Object.fromEntries(Object.values(state.tile
 function enterRoom(room) {
   state.room = room.room_id;
   state.roomSize = room.max_participants;
+  state.sfu = room.sfu || null;
   history.replaceState(null, "", `?room=${room.room_id}`);
   $("share-link").value = new URL(room.join_url, location.origin).href;
   $("share").classList.remove("hidden");

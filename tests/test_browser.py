@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from loadtest.local_janus import janus_available, running_janus
 from loadtest.local_server import REPO_ROOT, RunningServer, running_server
 from models.assets import sample_media
 from models.landmarks import detect_face_boxes, to_gray
@@ -293,7 +294,26 @@ def tile_frame(page, name: str) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+@pytest.fixture(scope="module")
+def janus_room_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    if not janus_available():
+        pytest.skip("Debian's janus is not installed (scripts/setup.sh)")
+    tmp = tmp_path_factory.mktemp("janus-room")
+    with running_janus(tmp) as janus, running_server(tmp, "--admission", "cap", "--sfu", "janus", "--sfu-url",
+                                                     janus.url, "--sfu-secret", janus.secret) as running:
+        yield running
+
+
 def test_two_people_in_an_avatar_room(browser, room_server: RunningServer) -> None:
+    two_people_in_a_room(browser, room_server, "room")
+
+
+def test_two_people_in_a_janus_room(browser, janus_room_server: RunningServer) -> None:
+    # Same page, same UI; each avatar reaches the other browser through Janus (a watch per feed).
+    two_people_in_a_room(browser, janus_room_server, "janus_room")
+
+
+def two_people_in_a_room(browser, room_server: RunningServer, artifact: str) -> None:
     ann = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
     bob = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
     ann.goto(room_server.url + "/")
@@ -319,8 +339,8 @@ def test_two_people_in_an_avatar_room(browser, room_server: RunningServer) -> No
         assert viewer.evaluate(f"window.marionette.tileFrames()['{other}']") > first + 10  # it plays
         assert detect_face_boxes(to_gray(tile_frame(viewer, other))), f"no face in {other}'s tile"
     ARTIFACTS.mkdir(exist_ok=True)
-    ann.screenshot(path=str(ARTIFACTS / "room_ann.png"), full_page=True)
-    bob.screenshot(path=str(ARTIFACTS / "room_bob.png"), full_page=True)
+    ann.screenshot(path=str(ARTIFACTS / f"{artifact}_ann.png"), full_page=True)
+    bob.screenshot(path=str(ARTIFACTS / f"{artifact}_bob.png"), full_page=True)
 
     bob.click("#hangup")
     wait_for(ann, "window.marionette.roster && window.marionette.roster.participants.length === 1", timeout_s=5)
