@@ -72,10 +72,10 @@ class RunningJanus:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"janus exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            with contextlib.suppress(OSError, ValueError):
-                with urllib.request.urlopen(self.url + "/info", timeout=2) as response:
-                    if json.loads(response.read()).get("janus") == "server_info":
-                        return
+            with contextlib.suppress(OSError, ValueError), \
+                    urllib.request.urlopen(self.url + "/info", timeout=2) as response:
+                if json.loads(response.read()).get("janus") == "server_info":
+                    return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"janus did not answer in {timeout}s:\n{self.log()[-3000:]}")
             time.sleep(0.2)
