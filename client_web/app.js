@@ -5,7 +5,8 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 // The status channel's protocol, as rtc/messages.py defines it for the server.
 const CHANNEL_LABEL = "status";
-const MESSAGE = { PING: "ping", STATUS: "status", ROSTER: "roster", ROOM_CLOSED: "room_closed" };
+const MESSAGE = { PING: "ping", STATUS: "status", ROSTER: "roster", ROOM_STATUS: "room_status",
+                  ROOM_CLOSED: "room_closed" };
 // Deployment settings from config.js (ICE/TURN servers); none by default, see DESIGN §7.
 const config = { iceServers: [], ...(window.MARIONETTE_CONFIG || {}) };
 
@@ -152,6 +153,7 @@ function onStatus(message) {
   try { data = JSON.parse(message.data); } catch (_) { return; }
   if (data.type === MESSAGE.ROSTER) { showRoster(data); return; }
   if (data.type === MESSAGE.ROOM_CLOSED) { roomClosed(data.reason); return; }
+  if (data.type === MESSAGE.ROOM_STATUS) { roomStatus(data); return; }
   if (data.type === MESSAGE.STATUS) {
     state.lastStatus = data;
     $("noface").classList.toggle("hidden", data.face_found);
@@ -395,6 +397,16 @@ function unwatch(feed, sessionId, token) {
     fetch(`/api/sessions/${sessionId}/watch/${watched.id}`, {
       method: "DELETE", headers: { Authorization: `Bearer ${token}` },
     }).catch(() => {});
+  }
+}
+
+function roomStatus(data) {
+  if (data.state === "reconnecting") {
+    // The SFU restarted: these watches are dead. The next roster names the re-published feeds.
+    for (const feed of Object.keys(state.watches)) unwatch(feed, null, null);
+    say("The room service restarted: reconnecting the room…");
+  } else if (data.state === "restored") {
+    say("The room is back.");
   }
 }
 

@@ -12,4 +12,5 @@ PONG = "pong"  # server -> caller: {"type": "pong", "t": <the ping's t>}
 STATUS = "status"  # server -> caller, twice a second: face found, fps, server time, target, counters
 ROSTER = "roster"  # server -> room participant: who is shown in which tile (by transceiver mid)
 CLOSED = "closed"  # server -> caller, just before the server closes the session: {"type": "closed", "reason": ...}
-ROOM_CLOSED = "room_closed"  # server -> room participant: the room ended (e.g. its SFU restarted); the call goes on
+ROOM_STATUS = "room_status"  # server -> room participant: {"state": "reconnecting" | "restored"} (the SFU restarted)
+ROOM_CLOSED = "room_closed"  # server -> room participant: the room ended (its SFU stayed away); the call goes on

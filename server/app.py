@@ -293,7 +293,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app[ROOMS] = RoomRegistry(config.room_size, config.max_rooms)
     if config.sfu == "janus":
         app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret or None), config.sfu_secret,
-                              config.room_size, config.max_rooms, config.ice_servers)
+                              config.room_size, config.max_rooms, config.ice_servers, config.sfu_recover_s)
     app[TARGETS] = TargetStore(pipeline.prepare_target, executor, config.max_uploaded_targets)
     app[SUPERVISOR] = Supervisor()
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)

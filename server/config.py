@@ -52,6 +52,8 @@ class ServerConfig(PipelineConfig):
                           private=True)
     sfu_secret: str = option("", "Janus's API secret (janus --apisecret) and the key room pins derive from: "
                              "the same on every server sharing the Janus", private=True)
+    sfu_recover_s: float = option(30.0, "when Janus restarts mid-room, re-publish the room's avatars if it is back "
+                                  "within this long; past it the rooms end with a message", low=0)
     # Private: TURN credentials may be inline, so /api/info never shows them.
     ice_servers: tuple[str, ...] = option((), "comma-separated STUN/TURN URLs, TURN credentials inline: "
                                           "turn:user:pass@host:3478; none: host candidates only",

@@ -173,6 +173,9 @@ class JanusClient:
         if self._session_id is None:
             return
         log.warning("%s: dropping Janus session %d", reason, self._session_id)
+        # If Janus is in fact alive (a network blip), its copy of the session would keep our old feeds in the
+        # rooms until its session timeout: destroy it, best effort.
+        asyncio.get_running_loop().create_task(self._destroy_quietly(self._session_id))
         self._session_id = None
         self._listeners.clear()
         for future in self._pending.values():
@@ -184,6 +187,10 @@ class JanusClient:
                 callback(reason)
             except Exception:
                 log.exception("Janus on-lost hook failed")
+
+    async def _destroy_quietly(self, session: int) -> None:
+        with contextlib.suppress(JanusError):
+            await self._post(f"/{session}", {"janus": "destroy"})
 
     async def close(self) -> None:
         session, self._session_id = self._session_id, None

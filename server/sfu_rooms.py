@@ -37,7 +37,7 @@ from server.session import Session
 
 log = logging.getLogger(__name__)
 PREFIX = "marionette"
-NO_SUCH_ROOM, NO_SUCH_FEED, ROOM_FULL, UNAUTHORIZED = 426, 428, 432, 433
+NO_SUCH_ROOM, ROOM_EXISTS, NO_SUCH_FEED, ROOM_FULL = 426, 427, 428, 432
 REFRESH_EVENTS = ("publishers", "unpublished", "leaving", "joining")
 
 
@@ -86,7 +86,7 @@ class Publisher:
 
 class JanusRooms:
     def __init__(self, client: JanusClient, key: str, room_size: int, max_rooms: int,
-                 ice_servers: tuple[str, ...], unjoined_ttl_s: float = 600.0) -> None:
+                 ice_servers: tuple[str, ...], recover_s: float = 30.0, unjoined_ttl_s: float = 600.0) -> None:
         self._janus = client
         self._key = key
         self._room_size = room_size
@@ -98,6 +98,8 @@ class JanusRooms:
         self._by_session: dict[str, Publisher] = {}
         self._joining: dict[str, int] = {}
         self._refreshing: set[str] = set()
+        self._recover_s = recover_s
+        self._recovery: asyncio.Task | None = None
         client.on_lost.append(self._on_janus_lost)
 
     # ---- rooms ------------------------------------------------------------------------------------
@@ -107,12 +109,15 @@ class JanusRooms:
         if len(rooms) >= self._max_rooms:
             raise ApiError(503, f"too many open rooms ({self._max_rooms}); try again later")
         keys = RoomKeys.of(secrets.token_urlsafe(12), self._key)  # the join link is the only key: unguessable
+        await self._create_room(keys)
+        return self._describe(keys, [])
+
+    async def _create_room(self, keys: RoomKeys) -> None:
         await self._request({
             "request": "create", "room": keys.number, "description": f"{PREFIX} {int(time.time())}",
             "secret": keys.secret, "pin": keys.pin, "publishers": self._room_size, "is_private": False,
             "videocodec": "vp8", "audiocodec": "opus", "permanent": False})
         metrics.SFU_ROOMS_CREATED.inc()
-        return self._describe(keys, [])
 
     async def describe(self, token: str) -> dict:
         keys = RoomKeys.of(token, self._key)
@@ -356,25 +361,70 @@ class JanusRooms:
     # ---- faults -----------------------------------------------------------------------------------
 
     def _on_janus_lost(self, reason: str) -> None:
-        """Janus went away or restarted: its rooms are gone. End every room here cleanly, with a message;
-        the callers' own calls go on. New rooms work again once Janus is back (a fresh Janus session)."""
+        """Janus went away or restarted: its rooms, feeds and handles are gone. Participants are told, and
+        re-published (new feeds into the same derived room) once Janus answers again within the recovery
+        window; past it their rooms end cleanly with a message. Their own calls go on either way."""
         metrics.SFU_ERRORS.labels(kind="janus_lost").inc()
         self._control = None
-        publishers = [p for local in self._local.values() for p in local.values()]
-        self._local.clear()
-        self._by_session.clear()
-        for publisher in publishers:
-            publisher.handle = None
+        for publisher in self._all():
+            publisher.handle, publisher.last_roster = None, ""
             publisher.watches.clear()  # gone with the Janus session
-            with contextlib.suppress(Exception):
-                self._send(publisher.session, json.dumps({
-                    "type": messages.ROOM_CLOSED, "room_id": publisher.keys.token,
-                    "reason": "the room service restarted: the room has ended, create a new one"}))
             if publisher.pc is not None:
                 asyncio.get_running_loop().create_task(publisher.pc.close())
                 publisher.pc = None
+            self._send(publisher.session, json.dumps({
+                "type": messages.ROOM_STATUS, "room_id": publisher.keys.token, "state": "reconnecting",
+                "reason": "the room service restarted: reconnecting"}))
         self._update_metrics()
-        log.warning("Janus lost (%s): ended %d room participations", reason, len(publishers))
+        log.warning("Janus lost (%s): %d participants to re-publish", reason, len(self._by_session))
+        if self._by_session and (self._recovery is None or self._recovery.done()):
+            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        deadline = time.monotonic() + self._recover_s
+        while self._by_session:
+            try:
+                for publisher in [p for p in self._all() if p.handle is None]:
+                    await self._republish(publisher)
+                break
+            except JanusError as error:
+                if time.monotonic() > deadline:
+                    self._end_all(f"Janus did not come back in {self._recover_s:g} s ({error.reason})")
+                    return
+                await asyncio.sleep(1.0)
+        self._update_metrics()
+        for token in list(self._local):
+            self._send_roster_soon(token)
+
+    async def _republish(self, publisher: Publisher) -> None:
+        await self._unpublish(publisher)  # what a failed earlier try left
+        try:
+            await self._create_room(publisher.keys)
+        except JanusError as error:
+            if error.code != ROOM_EXISTS:  # another participant (or server) re-created it first
+                raise
+        publisher.feed = secrets.randbits(48)  # the old feed died with Janus; watchers follow the roster
+        await self._publish(publisher)
+        if self._by_session.get(publisher.session.id) is not publisher:  # left meanwhile
+            await self._unpublish(publisher)
+            return
+        self._send(publisher.session, json.dumps({"type": messages.ROOM_STATUS, "room_id": publisher.keys.token,
+                                                  "state": "restored"}))
+        log.info("room %s: %s re-published as feed %d", publisher.keys.token[:6], publisher.id, publisher.feed)
+
+    def _end_all(self, reason: str) -> None:
+        publishers = self._all()
+        self._local.clear()
+        self._by_session.clear()
+        for publisher in publishers:
+            self._send(publisher.session, json.dumps({
+                "type": messages.ROOM_CLOSED, "room_id": publisher.keys.token,
+                "reason": "the room service is unavailable: the room has ended, create a new one"}))
+        self._update_metrics()
+        log.warning("rooms ended: %s", reason)
+
+    def _all(self) -> list[Publisher]:
+        return [p for local in self._local.values() for p in local.values()]
 
     async def _request(self, body: dict[str, Any]) -> dict:
         if self._control is None:

@@ -38,7 +38,7 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningJanus]:
 @pytest.fixture(scope="module")
 def servers(janus: RunningJanus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, ...]]:
     flags = ("--generator", "warp", "--admission", "cap", "--room-size", str(ROOM_SIZE), "--sfu", "janus",
-             "--sfu-url", janus.url, "--sfu-secret", janus.secret)
+             "--sfu-url", janus.url, "--sfu-secret", janus.secret, "--sfu-recover-s", "4")
     tmp = tmp_path_factory.mktemp("sfu-servers")
     with running_server(tmp, *flags) as first, running_server(tmp, *flags) as second:
         yield first, second
@@ -206,7 +206,20 @@ def test_janus_down_at_start_up_names_the_url(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
 
 
-def test_janus_restart_ends_rooms_cleanly_and_new_rooms_work(
+def statuses(peer: SyntheticPeer, kind: str) -> list[dict]:
+    return [s for s in peer.stats.statuses if s.get("type") == kind]
+
+
+async def wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.3)
+    return True
+
+
+def test_janus_restart_republishes_then_a_long_outage_ends_rooms(
         janus: RunningJanus, servers: tuple[RunningServer, RunningServer], talking_face_frames) -> None:
     first, second = servers
     code, room = post_json(first, "/api/rooms", {})
@@ -215,35 +228,49 @@ def test_janus_restart_ends_rooms_cleanly_and_new_rooms_work(
         peers = [SyntheticPeer(talking_face_frames[:10], PeerConfig(url=server.url, room=room["room_id"],
                                                                     room_tiles=0, measure=False, name=name))
                  for server, name in ((first, "eve"), (second, "fay"))]
-        for peer in peers:
-            await peer.connect()
-        await asyncio.sleep(2)
-        janus.stop()
-        janus.start()
-        deadline = time.monotonic() + 40  # a dead poll is noticed at once; a quick restart at the next poll
-        while time.monotonic() < deadline and not all(
-                any(s.get("type") == messages.ROOM_CLOSED for s in peer.stats.statuses) for peer in peers):
-            await asyncio.sleep(0.5)
-        for peer in peers:
-            closed = [s for s in peer.stats.statuses if s.get("type") == messages.ROOM_CLOSED]
-            assert closed and "room service restarted" in closed[0]["reason"]
-            status, body = await peer.request("POST", "/watch", json={"feed": 1})
-            assert status == 409 and "not in a room" in body["error"]  # out of the room, but the call itself goes on
-        received = len(peers[0].stats.received)
-        await asyncio.sleep(1)
-        assert len(peers[0].stats.received) > received
-        for peer in peers:
-            await peer.close()
+        try:
+            for peer in peers:
+                await peer.connect()
+            eve, fay = peers
+            assert await wait_until(lambda: len(eve.stats.tile_frames.get(eve.stats.tile_of("fay") or "", [])) > 10,
+                                    20)
+            old_tile = eve.stats.tile_of("fay")
+
+            # A quick restart: both are told, re-published into the same room, and see each other again.
+            janus.stop()
+            janus.start()
+            assert await wait_until(lambda: all(statuses(p, messages.ROOM_STATUS) and
+                                                statuses(p, messages.ROOM_STATUS)[-1]["state"] == "restored"
+                                                for p in peers), 30)
+            assert [s["state"] for s in statuses(eve, messages.ROOM_STATUS)] == ["reconnecting", "restored"]
+            assert await wait_until(lambda: eve.stats.tile_of("fay") not in (None, old_tile) and len(
+                eve.stats.tile_frames.get(eve.stats.tile_of("fay"), [])) > 10, 20), "fay's new feed never played"
+            assert {p["name"] for p in fay.stats.roster["participants"]} == {"eve", "fay"}
+            assert len(next(iter(janus_feeds(janus).values()))) == 2  # re-published, nothing left over
+
+            # A long outage (past --sfu-recover-s): the room ends cleanly, the calls go on.
+            janus.stop()
+            assert await wait_until(lambda: all(statuses(p, messages.ROOM_CLOSED) for p in peers), 30)
+            for peer in peers:
+                assert "room has ended" in statuses(peer, messages.ROOM_CLOSED)[0]["reason"]
+                status, body = await peer.request("POST", "/watch", json={"feed": 1})
+                assert status == 409 and "not in a room" in body["error"]
+            received = len(eve.stats.received)
+            await asyncio.sleep(1)
+            assert len(eve.stats.received) > received
+        finally:
+            janus.start()
+            for peer in peers:
+                await peer.close()
 
     asyncio.run(scenario())
     for server in servers:
         # No exception out of our code (aiortc may log one for a Janus connection that died while connecting).
         assert server.process.poll() is None and f'File "{REPO_ROOT}/server/' not in server.log()
-        assert metric(server, 'marionette_sfu_errors_total{kind="janus_lost"}') >= 1
+        assert metric(server, 'marionette_sfu_errors_total{kind="janus_lost"}') >= 2
         assert metric(server, "marionette_room_participants") == 0
     # Janus is back: a new room across both servers works again.
     code, room = post_json(second, "/api/rooms", {})
     assert code == 201
     code, seen = call(first, "GET", f"/api/rooms/{room['room_id']}")
     assert code == 200 and seen["participants"] == []
-
