@@ -76,8 +76,9 @@ class JanusClient:
         if reply.get("janus") == "error":
             self.errors += 1
             error = reply.get("error", {})
-            if error.get("code") == NO_SUCH_SESSION:
-                self._lose("Janus forgot our session (it restarted)")
+            current = self._session_id
+            if error.get("code") == NO_SUCH_SESSION and current is not None and path.startswith(f"/{current}"):
+                self._lose("Janus forgot our session (it restarted)")  # not for an old session's late answer
             raise JanusError(int(error.get("code", 0)), str(error.get("reason", "?")))
         return reply
 
@@ -150,6 +151,8 @@ class JanusClient:
                     return
                 await asyncio.sleep(0.5)
                 continue
+            if self._session_id != session:
+                return  # a late answer for a session we already dropped
             for event in events if isinstance(events, list) else [events]:
                 if isinstance(event, dict):  # an empty body (Janus going away) parses as None
                     self._dispatch(event)
