@@ -22,7 +22,7 @@ from server.config import ServerConfig
 from server.errors import ApiError
 from server.health import health
 from server.http_input import json_body
-from server.janus import JanusClient
+from server.janus import JanusClient, JanusError
 from server.photos import decode_photo
 from server.registry import SessionRegistry
 from server.rooms import RoomRegistry, TileTrack, clean_name
@@ -55,6 +55,10 @@ async def json_errors(request: web.Request, handler):
         return await handler(request)
     except ApiError as error:
         return web.json_response({"error": error.message}, status=error.status, headers=error.headers)
+    except JanusError as error:  # --sfu janus: Janus refused or is unreachable (details in the log, not the answer)
+        log.warning("%s %s: %s", request.method, request.path, error)
+        return web.json_response({"error": "the room service is unavailable; try again shortly"}, status=503,
+                                 headers={"Retry-After": "5"})
     except web.HTTPException as error:
         if error.status < 400:
             raise

@@ -258,6 +258,11 @@ def test_janus_restart_republishes_then_a_long_outage_ends_rooms(
             received = len(eve.stats.received)
             await asyncio.sleep(1)
             assert len(eve.stats.received) > received
+            for server in servers:  # meanwhile room requests get a clear 503, not an error page
+                code, error = post_json(server, "/api/rooms", {})
+                assert code == 503 and "room service is unavailable" in error["error"]
+                code, error = call(server, "GET", f"/api/rooms/{room['room_id']}")
+                assert code == 503
         finally:
             janus.start()
             for peer in peers:
