@@ -67,9 +67,10 @@ def test_rules_and_bounds_name_the_flag(capsys) -> None:
 def test_info_shows_every_option_but_private_ones_and_paths_by_name(tmp_path: Path) -> None:
     weights = tmp_path / "generator.pt"
     weights.write_bytes(b"")
-    shown = info(ServerConfig(ice_servers=("turn:user:secret@host:3478",), weights=weights))
-    assert "ice_servers" not in shown and shown["weights"] == "generator.pt"
-    assert set(shown) == {opt.name for opt in options_of(ServerConfig)} - {"ice_servers"}
+    shown = info(ServerConfig(ice_servers=("turn:user:secret@host:3478",), weights=weights, sfu_secret="s3cret"))
+    private = {"ice_servers", "sfu_url", "sfu_secret"}  # credentials, and Janus's internal address
+    assert not private & set(shown) and "s3cret" not in str(shown) and shown["weights"] == "generator.pt"
+    assert set(shown) == {opt.name for opt in options_of(ServerConfig)} - private
 
 
 def test_every_landmark_choice_has_a_source() -> None:
