@@ -33,7 +33,7 @@ from server import metrics
 from server.errors import ApiError
 from server.janus import JanusClient, JanusError
 from server.negotiation import new_peer_connection
-from server.session import Session
+from server.session import AvatarTrack, Session
 
 log = logging.getLogger(__name__)
 PREFIX = "marionette"
@@ -77,6 +77,7 @@ class Publisher:
     handle: int | None = None
     private_id: int | None = None
     pc: RTCPeerConnection | None = None
+    track: AvatarTrack | None = None  # this connection's subscription to the session's avatar frames
     watches: dict[str, int] = field(default_factory=dict)  # watch id -> Janus subscriber handle
     last_roster: str = ""
 
@@ -176,6 +177,9 @@ class JanusRooms:
                 raise ApiError(404, "unknown or closed room: ask for a new link") from None
             raise ApiError(503, "the room service (Janus) is unavailable; try again shortly",
                            {"Retry-After": "5"}) from None
+        if session.closed:  # hung up while we published: its close hooks have run already
+            await self._unpublish(publisher)
+            raise ApiError(409, "the call ended while joining the room")
         self._local.setdefault(token, {})[publisher.id] = publisher
         self._by_session[session.id] = publisher
         session.on_close.append(lambda _: self.leave(publisher))
@@ -209,7 +213,8 @@ class JanusRooms:
             "id": publisher.feed, "display": publisher.display()})
         publisher.private_id = joined.get("private_id")
         pc = publisher.pc = new_peer_connection(self._ice_servers)
-        pc.addTransceiver(publisher.session.feed.subscribe(), direction="sendonly")  # the avatar, never the camera
+        publisher.track = publisher.session.feed.subscribe()  # the avatar, never the camera
+        pc.addTransceiver(publisher.track, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         _, jsep = await self._janus.message(
             publisher.handle, {"request": "publish", "audio": False, "video": True, "data": False},
@@ -244,6 +249,9 @@ class JanusRooms:
         if publisher.handle is not None:
             await self._janus.detach(publisher.handle)
             publisher.handle = None
+        if publisher.track is not None:
+            publisher.track.stop()  # else the feed keeps handing it frames
+            publisher.track = None
         if publisher.pc is not None:
             await publisher.pc.close()
             publisher.pc = None
@@ -369,6 +377,9 @@ class JanusRooms:
         for publisher in self._all():
             publisher.handle, publisher.last_roster = None, ""
             publisher.watches.clear()  # gone with the Janus session
+            if publisher.track is not None:
+                publisher.track.stop()
+                publisher.track = None
             if publisher.pc is not None:
                 asyncio.get_running_loop().create_task(publisher.pc.close())
                 publisher.pc = None
