@@ -26,7 +26,8 @@ if [[ ! -f "$STAMP" && ! ( $DEV == 0 && -f "$STAMP_BASE-1" ) ]]; then
 fi
 
 # Debian packages: facedetect ships a public-domain demo portrait; chromium runs the browser tests;
-# prometheus scrapes the server in the metrics test.
+# prometheus scrapes the server in the metrics test; janus is the SFU of the --sfu janus room tests (the tests
+# start it themselves with deploy/janus; the package's own service is not needed).
 APT_PKGS=(facedetect)
 [[ $DEV == 1 ]] && APT_PKGS+=(chromium prometheus janus)
 missing=()
