@@ -340,7 +340,9 @@ class JanusRooms:
                 if force or roster != publisher.last_roster:
                     publisher.last_roster = roster if self._send(publisher.session, roster) else ""
         except (JanusError, ApiError) as error:
-            log.warning("room %s: roster refresh failed: %s", token[:6], error)
+            unreachable = isinstance(error, JanusError) and error.code == 0  # already said once by the lost hook
+            log.log(logging.DEBUG if unreachable else logging.WARNING, "room %s: roster refresh failed: %s",
+                    token[:6], error)
         finally:
             self._refreshing.discard(token)
 

@@ -26,6 +26,7 @@ from tests.server.test_api import call, upload
 from tests.server.test_rooms import embedding_of, metric
 
 ROOM_SIZE = 3
+IDLE_TIMEOUT_S = 4
 pytestmark = pytest.mark.skipif(not janus_available(), reason="Debian's janus is not installed (scripts/setup.sh)")
 
 
@@ -38,7 +39,8 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningJanus]:
 @pytest.fixture(scope="module")
 def servers(janus: RunningJanus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, ...]]:
     flags = ("--generator", "warp", "--admission", "cap", "--room-size", str(ROOM_SIZE), "--sfu", "janus",
-             "--sfu-url", janus.url, "--sfu-secret", janus.secret, "--sfu-recover-s", "4")
+             "--sfu-url", janus.url, "--sfu-secret", janus.secret, "--sfu-recover-s", "4",
+             "--session-idle-timeout-s", str(IDLE_TIMEOUT_S))
     tmp = tmp_path_factory.mktemp("sfu-servers")
     with running_server(tmp, *flags) as first, running_server(tmp, *flags) as second:
         yield first, second
@@ -155,7 +157,8 @@ def test_three_participants_on_two_servers_see_each_others_avatars(
         assert code == 404 and "unknown or closed room" in error["error"]
 
 
-def test_sfu_room_bad_input(servers: tuple[RunningServer, RunningServer], talking_face_frames) -> None:
+def test_sfu_room_bad_input_and_a_vanishing_caller(
+        janus: RunningJanus, servers: tuple[RunningServer, RunningServer], talking_face_frames) -> None:
     first, second = servers
     code, error = post_json(first, "/api/rooms/nope/join", {"sdp": "v=0", "type": "offer"})
     assert code == 404 and "unknown or closed room" in error["error"]
@@ -184,6 +187,12 @@ def test_sfu_room_bad_input(servers: tuple[RunningServer, RunningServer], talkin
             code, body = call(first, "POST", f"/api/sessions/{peer.session_id}/watch", b'{"feed": 1}',
                               {"Content-Type": "application/json", "Authorization": "Bearer wrong"})
             assert code == 401
+            # Dan vanishes (no hang-up): unpublished from Janus within the idle timeout.
+            await peer.close(hang_up=False)
+            deadline = time.monotonic() + IDLE_TIMEOUT_S + 5
+            while janus_feeds(janus) != {} and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            assert janus_feeds(janus) == {}  # his feed left, and the empty room was destroyed
 
     asyncio.run(scenario())
 
