@@ -8,7 +8,7 @@ from typing import Literal
 
 from models.config import Device, RunSettings
 from models.pipeline import PipelineConfig
-from options import OptionParser, new_parser, option, redefault
+from options import OptionError, OptionParser, new_parser, option, redefault
 
 ENV_PREFIX = "MARIONETTE_"
 
@@ -59,6 +59,11 @@ class ServerConfig(PipelineConfig):
                                           "turn:user:pass@host:3478; none: host candidates only",
                                           private=True)
     log_level: Literal["debug", "info", "warning", "error"] = option("info", "logging level")
+
+    def rules(self) -> None:
+        if self.sfu == "janus" and not self.sfu_url.startswith(("http://", "https://")):
+            raise OptionError("sfu_url", f"{self.sfu_url[:80]!r}: must be Janus's HTTP API URL, "
+                                         "e.g. http://127.0.0.1:8088/janus")
 
 
 def build_parser() -> OptionParser:

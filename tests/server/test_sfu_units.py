@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from loadtest.local_server import free_port
+from server.config import parse_config
 from server.janus import startup_problem
 from server.sfu_rooms import RoomKeys, room_secret
 
@@ -23,3 +26,10 @@ def test_start_up_check_names_the_url() -> None:
     url = f"http://127.0.0.1:{free_port()}/janus"
     problem = asyncio.run(startup_problem(url, "secret"))
     assert problem is not None and problem.startswith(f"cannot reach Janus at {url}")
+
+
+def test_sfu_url_must_be_http(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_config(["--sfu", "janus", "--sfu-url", "ws://janus:8188"])
+    assert "--sfu-url: 'ws://janus:8188': must be Janus's HTTP API URL" in capsys.readouterr().err
+    assert parse_config(["--sfu-url", "ws://ignored-without-sfu"]).sfu == "none"
