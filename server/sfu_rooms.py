@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -34,35 +32,12 @@ from server.errors import ApiError
 from server.janus import JanusClient, JanusError
 from server.negotiation import new_peer_connection
 from server.session import AvatarTrack, Session
+from server.sfu_keys import RoomKeys, room_secret
 
 log = logging.getLogger(__name__)
 PREFIX = "marionette"
 NO_SUCH_ROOM, ROOM_EXISTS, NO_SUCH_FEED, ROOM_FULL = 426, 427, 428, 432
 REFRESH_EVENTS = ("publishers", "unpublished", "leaving", "joining")
-
-
-def _derive(key: str, purpose: str, token: str) -> bytes:
-    return hmac.new(key.encode(), f"{purpose}:{token}".encode(), hashlib.sha256).digest()
-
-
-@dataclass(frozen=True)
-class RoomKeys:
-    """What every server derives from a room link: the Janus room number, its pin and its secret."""
-
-    token: str
-    number: int
-    pin: str
-    secret: str
-
-    @classmethod
-    def of(cls, token: str, key: str) -> RoomKeys:
-        number = int.from_bytes(_derive(key, "room", token)[:6], "big")  # 48 bits: exact in JSON everywhere
-        return cls(token, number, _derive(key, "pin", token).hex()[:24], room_secret(key, number))
-
-
-def room_secret(key: str, number: int) -> str:
-    """The room's Janus secret (destroy, edit): from its number, so expiry can destroy rooms found in the list."""
-    return _derive(key, "secret", str(number)).hex()[:32]
 
 
 @dataclass

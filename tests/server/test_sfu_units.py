@@ -9,7 +9,7 @@ import pytest
 from loadtest.local_server import free_port
 from server.config import parse_config
 from server.janus import startup_problem
-from server.sfu_rooms import RoomKeys, room_secret
+from server.sfu_keys import RoomKeys, room_secret
 
 
 def test_room_keys_are_the_same_on_every_server_and_secret_without_the_key() -> None:
