@@ -265,8 +265,11 @@ class SyntheticPeer:
             for feed in missing:
                 try:
                     await self._watch(feed)
-                except (aiohttp.ClientError, RejectedError) as error:
-                    self.stats.errors.append(f"watch {feed}: {error}")
+                except RejectedError as error:
+                    if error.status != 404:  # 404: the feed's media is not up yet (or it just left): retried
+                        self.stats.errors.append(f"watch {feed}: {error}")
+                except aiohttp.ClientError as error:
+                    self.stats.errors.append(f"watch {feed}: {error!r}")
         if missing - set(self._watches):  # e.g. the feed's media was not up yet: try again shortly
             await asyncio.sleep(1.0)
             self._tasks.append(asyncio.create_task(self._sync_watches()))
@@ -287,7 +290,10 @@ class SyntheticPeer:
         await pc.setLocalDescription(await pc.createAnswer())
         status, body = await self.request("POST", f"/watch/{offer['watch_id']}",
                                           json={"sdp": pc.localDescription.sdp, "type": "answer"})
-        if status != 200:
+        if status != 200:  # forget it, so the next sync tries again
+            del self._watches[feed]
+            await pc.close()
+            await self.request("DELETE", f"/watch/{offer['watch_id']}")
             raise RejectedError(status, body.get("error", "?"))
 
     async def request(self, method: str, path: str, **kwargs) -> tuple[int, dict]:
