@@ -295,12 +295,12 @@ def build_app(config: ServerConfig) -> web.Application:
                                measured=config.admission == "measured")
     app[REGISTRY] = SessionRegistry(config, pipeline, batcher, app[ADMISSION])
     app[ROOMS] = RoomRegistry(config.room_size, config.max_rooms)
-    if config.sfu == "janus":
-        app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret or None), config.sfu_secret,
-                              config.room_size, config.max_rooms, config.ice_servers, config.sfu_recover_s)
     app[TARGETS] = TargetStore(pipeline.prepare_target, executor, config.max_uploaded_targets)
     app[SUPERVISOR] = Supervisor()
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
+    if config.sfu == "janus":
+        app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret or None), config.sfu_secret,
+                              config.room_size, config.max_rooms, config.ice_servers, config.sfu_recover_s)
 
     async def on_startup(app: web.Application) -> None:
         # Networks load now, not inside the first caller's batch; the warm-up also gives admission its first cost.
