@@ -208,13 +208,22 @@ class JanusRooms:
         self._by_session.pop(publisher.session.id, None)
         await self._unpublish(publisher)
         self._update_metrics()
-        with contextlib.suppress(JanusError, ApiError):
-            if not await self._participants(publisher.keys) and not self._joining.get(token):
-                await self._request({"request": "destroy", "room": publisher.keys.number,
-                                     "secret": publisher.keys.secret})
-                log.info("room %s: empty, destroyed", token[:6])
-                return
         self._send_roster_soon(token)
+        if token not in self._local:
+            await self._destroy_if_empty(publisher.keys)
+
+    async def _destroy_if_empty(self, keys: RoomKeys) -> None:
+        """The last one out destroys the room. Janus drops a detached participant from its list a moment
+        later (and two may leave at once), so look again briefly before deciding the room is still in use."""
+        for _ in range(4):
+            with contextlib.suppress(JanusError, ApiError):
+                if keys.token in self._local or self._joining.get(keys.token):
+                    return  # someone joined here meanwhile
+                if not await self._participants(keys):
+                    await self._request({"request": "destroy", "room": keys.number, "secret": keys.secret})
+                    log.info("room %s: empty, destroyed", keys.token[:6])
+                    return
+            await asyncio.sleep(0.5)
 
     async def _unpublish(self, publisher: Publisher) -> None:
         """Detaching the handles makes Janus unpublish the feed and tell the others (they refresh)."""
