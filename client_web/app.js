@@ -374,6 +374,7 @@ async function watch(feed) {
   const offer = await response.json();
   state.watches[feed].id = offer.watch_id;
   pc.ontrack = (event) => {
+    if (!state.watches[feed] || state.watches[feed].pc !== pc) return;  // unwatched (left, hung up) meanwhile
     addTile(`feed:${feed}`, new MediaStream([event.track]));
     if (state.roster) showRoster(state.roster);  // names the new tile
   };
@@ -383,7 +384,12 @@ async function watch(feed) {
   const started = await fetch(`/api/sessions/${state.sessionId}/watch/${offer.watch_id}`, {
     method: "POST", headers, body: JSON.stringify({ type: "answer", sdp: pc.localDescription.sdp }),
   });
-  if (!started.ok) throw new Error(await errorText(started));
+  if (!started.ok) {
+    const text = await errorText(started);
+    unwatch(feed, state.sessionId, state.token);  // the next roster (or the retry below) watches it afresh
+    setTimeout(() => state.roster && syncWatches(state.roster), 1000);
+    throw new Error(text);
+  }
 }
 
 function unwatch(feed, sessionId, token) {
