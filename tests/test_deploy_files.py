@@ -248,8 +248,11 @@ def test_kubernetes_janus_is_internal_and_shares_the_secret() -> None:
     assert service["spec"]["type"] == "ClusterIP"
     (port,) = service["spec"]["ports"]
     assert port["port"] == janus_http_port()
-    (container,) = documents["Deployment"]["spec"]["template"]["spec"]["containers"]
+    pod = documents["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/janus/info"
+    uid = re.search(r"useradd .*--uid (\d+)", (JANUS_DIR / "Dockerfile").read_text()).group(1)
+    assert str(pod["securityContext"]["runAsUser"]) == uid and pod["hostNetwork"] is True  # UDP media range
     secret_ref = container["env"][0]["valueFrom"]["secretKeyRef"]
     assert secret_ref["name"] == documents["Secret"]["metadata"]["name"]
     assert secret_ref["key"] in documents["Secret"]["stringData"]
