@@ -76,6 +76,7 @@ class PeerStats:
     errors: list[str] = field(default_factory=list)
     # Rooms: frames received on each tile (mid) showing another participant, and the latest roster.
     tile_frames: dict[str, list[tuple[float, np.ndarray]]] = field(default_factory=dict)
+    tile_ids: dict[str, list[tuple[float, int | None]]] = field(default_factory=dict)  # arrival, sender's frame id
     roster: dict | None = None
 
     def tile_of(self, participant_name: str) -> str | None:
@@ -240,11 +241,15 @@ class SyntheticPeer:
 
     async def _receive_tile(self, mid: str, track: MediaStreamTrack) -> None:
         frames = self.stats.tile_frames.setdefault(mid, [])
+        ids = self.stats.tile_ids.setdefault(mid, [])
         try:
             while True:
                 frame = await track.recv()
+                now = time.perf_counter()
                 keep = len(frames) < self.config.keep_frames
-                frames.append((time.perf_counter(), frame.to_ndarray(format="rgb24") if keep else None))
+                frames.append((now, frame.to_ndarray(format="rgb24") if keep else None))
+                if self.config.measure:  # the sender's frame id, from the luma rows of the tag (cheap: no RGB)
+                    ids.append((now, frame_tag.read_tag(frame.to_ndarray()[:frame_tag.BLOCK, :frame_tag.WIDTH])))
         except MediaStreamError:
             pass
         except Exception as error:

@@ -70,6 +70,7 @@ async def measure(url: str, pids: list[int], size: int, args: argparse.Namespace
     peers = [p for p in result.steps[-1].peer_summaries if p.outcome == "ok"]
     tiles = [f for p in peers for f in (p.tiles_fps or [])]
     p95 = [p.latency_p95_ms for p in peers if p.latency_p95_ms is not None]
+    tile_p95 = [p.tile_latency_p95_ms for p in peers if p.tile_latency_p95_ms is not None]
     return {
         "participants": size, "connected": len(peers),
         "own_fps_mean": round(float(np.mean([p.fps for p in peers])), 1) if peers else 0.0,
@@ -77,17 +78,18 @@ async def measure(url: str, pids: list[int], size: int, args: argparse.Namespace
         "tile_fps_min": round(float(min(tiles)), 1) if tiles else 0.0,
         "tiles": len(tiles),
         "own_p95_ms_mean": round(float(np.mean(p95)), 1) if p95 else None,
+        "tile_p95_ms_mean": round(float(np.mean(tile_p95)), 1) if tile_p95 else None,
         "server_cpu_ms_per_frame": round(1000 * cpu[0] / generated, 2) if generated else None,
         "janus_cpu_ms_per_frame": round(1000 * cpu[1] / generated, 2) if generated and len(cpu) > 1 else None,
     }
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| mode | room | own fps | others' fps (mean / min) | own p95 ms | server CPU ms/frame "
-             "| Janus CPU ms/frame |", "|---|---|---|---|---|---|---|"]
+    lines = ["| mode | room | own fps | others' fps (mean / min) | own p95 ms | others' p95 ms | server CPU ms/frame "
+             "| Janus CPU ms/frame |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['mode']} | {r['participants']} | {r['own_fps_mean']} | {r['tile_fps_mean']} / "
-                     f"{r['tile_fps_min']} ({r['tiles']} tiles) | {r['own_p95_ms_mean']} | "
+                     f"{r['tile_fps_min']} ({r['tiles']} tiles) | {r['own_p95_ms_mean']} | {r['tile_p95_ms_mean']} | "
                      f"{r['server_cpu_ms_per_frame']} | {r['janus_cpu_ms_per_frame'] or '-'} |")
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ import numpy as np
 from loadtest.config import MAX_DURATION_S, MAX_PEERS, LoadTestConfig
 from loadtest.peer import PeerConfig, RejectedError, SyntheticPeer
 from loadtest.scrape import delta, scrape
-from loadtest.summary import PeerSummary, StepResult, summarise_peer
+from loadtest.summary import PeerSummary, StepResult, summarise_peer, tile_latency_p95_ms
 
 
 @dataclass
@@ -78,12 +78,17 @@ class _Crowd:
         return len(live), float(np.mean(fps)) if fps else 0.0
 
     def summarise(self, window: tuple[float, float]) -> list[PeerSummary]:
+        # Rooms: every caller is in this process, so a tile's frame id finds its sender's send time.
+        senders = {p.stats.roster["you"]: p.stats for p in self.peers if p is not None and p.stats.roster}
         out = []
         for index, peer in enumerate(self.peers):
             if peer is None:
                 out.append(self.failures[index])
             else:
-                out.append(summarise_peer(index, peer.stats, window, self._config.fps, self._config.slo))
+                summary = summarise_peer(index, peer.stats, window, self._config.fps, self._config.slo)
+                if self._room:
+                    summary.tile_latency_p95_ms = tile_latency_p95_ms(peer.stats, senders, window)
+                out.append(summary)
         return out
 
     async def close(self) -> None:

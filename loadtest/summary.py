@@ -32,6 +32,7 @@ class PeerSummary:
     decode_errors: int = 0
     met_slo: bool = False
     tiles_fps: list[float] | None = None  # rooms: fps of each other participant's avatar as received
+    tile_latency_p95_ms: float | None = None  # rooms: sender's camera frame -> this viewer's tile, p95 over tiles
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -100,8 +101,24 @@ class StepResult:
             "freezes": sum(p.freezes for p in ok),
             "mean_setup_s": mean([p.setup_s for p in ok]),
             "mean_tile_fps": mean([f for p in ok for f in (p.tiles_fps or [])]),
+            "tile_latency_p95_ms": mean([p.tile_latency_p95_ms for p in ok]),
         }
 
     def as_dict(self) -> dict:
         return {"aggregate": self.aggregate(), "seconds": round(self.seconds, 2),
                 "peers_detail": [p.as_dict() for p in self.peer_summaries], "server_metrics_delta": self.server_delta}
+
+
+def tile_latency_p95_ms(viewer: PeerStats, senders: dict[str, PeerStats], window: tuple[float, float]) -> float | None:
+    """p95 of (arrival on the viewer's tile - the sender's send time of that frame id), over all the viewer's
+    tiles in the window; `senders` maps room participant ids to their peers' stats (all in this process)."""
+    roster = viewer.roster or {}
+    latencies = []
+    for entry in roster.get("participants", []):
+        sender = senders.get(entry["id"])
+        key = entry.get("mid") or (f"feed:{entry['feed']}" if entry.get("feed") is not None else None)
+        if sender is None or entry["id"] == roster.get("you") or key is None:
+            continue
+        latencies += [1000 * (arrived - sender.sent_at[frame_id]) for arrived, frame_id in viewer.tile_ids.get(key, [])
+                      if window[0] <= arrived <= window[1] and frame_id in sender.sent_at]
+    return round(float(np.percentile(latencies, 95)), 1) if latencies else None
