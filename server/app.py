@@ -201,6 +201,8 @@ async def switch_target(request: web.Request) -> web.Response:
     if not isinstance(target_id, str):
         raise ApiError(400, 'expected {"target": "<target id>"}')
     session.target = await request.app[TARGETS].get(target_id)
+    if SFU in request.app:
+        await request.app[SFU].retarget(session)  # the room's roster (Janus's display) names the new target
     return web.json_response({"target": request.app[TARGETS].describe(session.target)})
 
 

@@ -240,6 +240,17 @@ class JanusRooms:
             await publisher.pc.close()
             publisher.pc = None
 
+    async def retarget(self, session: Session) -> None:
+        """After a target switch: the display Janus lists (what every roster reads) names the new target."""
+        publisher = self._by_session.get(session.id)
+        if publisher is None or publisher.handle is None:
+            return
+        try:
+            await self._janus.message(publisher.handle, {"request": "configure", "display": publisher.display()})
+        except JanusError as error:  # the switch itself worked; the roster keeps the old target name
+            log.warning("room %s: display update failed: %s", publisher.keys.token[:6], error)
+        self._send_roster_soon(publisher.keys.token)
+
     # ---- watching others' feeds -------------------------------------------------------------------
 
     def publisher_of(self, session: Session) -> Publisher:

@@ -53,9 +53,12 @@ def post_json(server: RunningServer, path: str, body: dict, token: str | None = 
 
 def janus_feeds(janus: RunningJanus) -> dict[int, list[dict]]:
     """Every publisher in every Janus room, straight from Janus."""
-    rooms = janus.videoroom({"request": "list"})["list"]
-    return {room["room"]: [p for p in janus.videoroom({"request": "listparticipants", "room": room["room"]})
-                           ["participants"] if p.get("publisher")] for room in rooms}
+    feeds = {}
+    for room in janus.videoroom({"request": "list"})["list"]:
+        listed = janus.videoroom({"request": "listparticipants", "room": room["room"]})
+        if "participants" in listed:  # else destroyed between the two requests
+            feeds[room["room"]] = [p for p in listed["participants"] if p.get("publisher")]
+    return feeds
 
 
 def test_three_participants_on_two_servers_see_each_others_avatars(
@@ -187,6 +190,13 @@ def test_sfu_room_bad_input_and_a_vanishing_caller(
             code, body = call(first, "POST", f"/api/sessions/{peer.session_id}/watch", b'{"feed": 1}',
                               {"Content-Type": "application/json", "Authorization": "Bearer wrong"})
             assert code == 401
+            # A target switch shows in the room's roster (Janus's display), on the other server too.
+            status, _ = await peer.request("POST", "/target", json={"target": "grace_hopper"})
+            assert status == 200
+            code, described = call(second, "GET", f"/api/rooms/{room['room_id']}")
+            assert code == 200 and [p["name"] for p in described["participants"]] == ["dan"]
+            assert await wait_until(lambda: peer.stats.roster and
+                                    peer.stats.roster["participants"][0]["target"] == "grace_hopper", 5)
             # Dan vanishes (no hang-up): unpublished from Janus within the idle timeout.
             await peer.close(hang_up=False)
             deadline = time.monotonic() + IDLE_TIMEOUT_S + 5
