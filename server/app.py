@@ -223,8 +223,10 @@ async def index(request: web.Request) -> web.FileResponse:
 def build_app(config: ServerConfig) -> web.Application:
     install_low_latency_jitter_buffer()
     pipeline = ReenactmentPipeline(config)  # it takes its own options out of the server's
-    # One model thread: the batcher and target preparation share it, so the model never runs twice at once.
+    # One model thread for live frames. Targets are prepared on a thread of their own: an upload of 8 photos
+    # with small faces takes seconds (photo detection at high resolution) and would freeze every live call.
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+    preparer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     batcher = FrameBatcher(pipeline, BatcherConfig(config.max_batch, config.max_wait_ms), executor)
     app = web.Application(middlewares=[json_errors], client_max_size=config.max_upload_bytes + 1024 * 1024)
     app[CONFIG] = config
@@ -234,7 +236,7 @@ def build_app(config: ServerConfig) -> web.Application:
                                measured=config.admission == "measured")
     app[REGISTRY] = SessionRegistry(config, pipeline, batcher, app[ADMISSION])
     app[ROOMS] = RoomRegistry(config.room_size, config.max_rooms)
-    app[TARGETS] = TargetStore(pipeline.prepare_target, executor, config.max_uploaded_targets)
+    app[TARGETS] = TargetStore(pipeline.prepare_target, preparer, config.max_uploaded_targets)
     app[SUPERVISOR] = Supervisor()
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
 
@@ -251,6 +253,7 @@ def build_app(config: ServerConfig) -> web.Application:
         await app[REGISTRY].close_all()
         await app[SUPERVISOR].stop()
         app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
+        preparer.shutdown(wait=False, cancel_futures=True)
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

@@ -39,7 +39,7 @@ class ServerConfig(PipelineConfig):
     max_upload_bytes: int = option(8 * 1024 * 1024, "largest accepted photo upload", low=1)
     max_upload_photos: int = option(8, "most photos in one upload (few-shot targets)", low=1)
     max_uploads_per_client: int = option(1, "uploads one client address may have in progress at once (each "
-                                         "takes the model thread)", low=1)
+                                         "takes the one target-preparation thread)", low=1)
     max_uploaded_targets: int = option(64, "uploaded targets kept in memory (oldest evicted first)", low=1)
     room_size: int = option(4, "most participants in one avatar room", low=2, high=16)
     max_rooms: int = option(32, "most avatar rooms open at once", low=0)
