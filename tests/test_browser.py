@@ -315,8 +315,7 @@ def test_two_people_in_an_avatar_room(browser, room_server: RunningServer) -> No
     for viewer, other in ((ann, "Bob"), (bob, "Ann")):
         first = wait_for(viewer, f"(window.marionette.tileFrames()['{other}'] || 0) > 10 && "
                                  f"window.marionette.tileFrames()['{other}']", timeout_s=30)
-        time.sleep(1.5)
-        assert viewer.evaluate(f"window.marionette.tileFrames()['{other}']") > first + 10  # it plays
+        wait_for(viewer, f"window.marionette.tileFrames()['{other}'] > {first + 10}", timeout_s=20)  # it plays
         assert detect_face_boxes(to_gray(tile_frame(viewer, other))), f"no face in {other}'s tile"
     ARTIFACTS.mkdir(exist_ok=True)
     ann.screenshot(path=str(ARTIFACTS / "room_ann.png"), full_page=True)

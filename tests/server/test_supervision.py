@@ -77,6 +77,9 @@ def test_preparing_an_upload_does_not_freeze_live_calls(talking_face_frames) -> 
                 arrivals = [r.arrived for r in peer.stats.received if started <= r.arrived <= finished]
                 assert finished - started > 1.0  # the upload is long enough to show a freeze
                 gaps = np.diff([started, *arrivals, finished])
-                assert gaps.max() < 0.6, f"video stalled {gaps.max():.2f} s in a {finished - started:.1f} s upload"
+                # Unloaded: longest gap 0.05 s of a 2.7 s upload (2.1 s when uploads shared the model thread).
+                # A loaded machine stretches both; the gap stays a small part of the upload.
+                limit = max(0.6, 0.2 * (finished - started))
+                assert gaps.max() < limit, f"video stalled {gaps.max():.2f} s in a {finished - started:.1f} s upload"
 
     asyncio.run(scenario())
