@@ -26,9 +26,10 @@ if [[ ! -f "$STAMP" && ! ( $DEV == 0 && -f "$STAMP_BASE-1" ) ]]; then
 fi
 
 # Debian packages: facedetect ships a public-domain demo portrait; chromium runs the browser tests;
-# prometheus scrapes the server in the metrics test.
+# prometheus scrapes the server in the metrics test; coturn (turnserver) relays the TURN tests' calls (the tests
+# start their own on free ports, whether or not the package's service runs).
 APT_PKGS=(facedetect)
-[[ $DEV == 1 ]] && APT_PKGS+=(chromium prometheus)
+[[ $DEV == 1 ]] && APT_PKGS+=(chromium prometheus coturn)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if (( ${#missing[@]} )); then

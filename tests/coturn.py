@@ -41,8 +41,9 @@ def _accepts_tcp(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_coturn(tmp_dir: Path, secret: str = "test-secret") -> Iterator[RunningTurn]:
-    """coturn on a free UDP/TCP port of 127.0.0.1, relaying from 127.0.0.1 to loopback peers.
+def running_coturn(tmp_dir: Path, secret: str = "test-secret", config: Path | None = None) -> Iterator[RunningTurn]:
+    """coturn on a free UDP/TCP port of 127.0.0.1, relaying from 127.0.0.1 to loopback peers; with `config`
+    (a turnserver.conf) its settings apply too, where the flags here do not override them.
 
     coturn refuses loopback peers unless told (--allow-loopback-peers, for test set-ups only); everything
     it writes (log, pid file, its database) stays in `tmp_dir`, and it never runs as a system service here."""
@@ -51,10 +52,11 @@ def running_coturn(tmp_dir: Path, secret: str = "test-secret") -> Iterator[Runni
     relay_low = 40000 + port % 20000  # its own relay range, so parallel test runs do not collide
     log_path = tmp_dir / f"turnserver-{port}.log"
     argv = [
-        TURNSERVER, "-n", "--no-cli", "--no-tls", "--no-dtls", "--fingerprint",
+        TURNSERVER, *(["-c", str(config)] if config else ["-n"]), "--no-cli", "--no-tls", "--no-dtls", "--fingerprint",
         "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
         f"--min-port={relay_low}", f"--max-port={relay_low + 200}",
-        "--use-auth-secret", f"--static-auth-secret={secret}", "--realm=marionette.test",
+        # With a config file, that file must ask for time-limited credentials itself (use-auth-secret).
+        *([] if config else ["--use-auth-secret"]), f"--static-auth-secret={secret}", "--realm=marionette.test",
         "--allow-loopback-peers", "--relay-threads=1",
         f"--pidfile={tmp_dir / f'turnserver-{port}.pid'}", f"--userdb={tmp_dir / f'turndb-{port}'}",
         # Its own log file, verbose: it logs sessions and relayed bytes (a redirected stdout would sit in a buffer).
