@@ -49,8 +49,9 @@ class ServerConfig(PipelineConfig):
     room_size: int = option(4, "most participants in one avatar room", low=2, high=16)
     max_rooms: int = option(32, "most avatar rooms open at once", low=0)
     # Private: TURN credentials may be inline, so /api/info never shows them.
-    ice_servers: tuple[str, ...] = option((), "comma-separated STUN/TURN URLs, TURN credentials inline: "
-                                          "turn:user:pass@host:3478; none: host candidates only",
+    ice_servers: tuple[str, ...] = option((), "comma-separated STUN/TURN URLs for the server's side, TURN "
+                                          "credentials inline: turn:user:pass@host:3478 (callers get the STUN "
+                                          "ones; for TURN prefer --turn-urls); none: host candidates only",
                                           private=True)
     turn_urls: tuple[str, ...] = option((), "comma-separated TURN URLs (turn:host:3478, turn:host:3478?transport=tcp, "
                                         "turns:host:5349) handed to callers and used by the server itself, with "
