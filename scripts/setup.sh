@@ -36,6 +36,13 @@ if (( ${#missing[@]} )); then
   if [[ $(id -u) == 0 ]]; then
     echo "[setup] apt-get install ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The tests start their own relays: a TURN server the package starts by itself (systemd hosts) would be
+    # an open service on this machine, so it is stopped and left disabled.
+    for service in coturn; do
+      if [[ " ${missing[*]} " == *" $service "* && -d /run/systemd/system ]]; then
+        systemctl disable --now "$service" >/dev/null 2>&1 || true
+      fi
+    done
   else
     echo "[setup] warning: missing Debian packages ${missing[*]} (not root; install them with apt-get)" >&2
   fi
