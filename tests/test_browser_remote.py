@@ -4,13 +4,19 @@ Chromium maps the name `avatar.test` to 127.0.0.1 (--host-resolver-rules), so al
 while the browser treats the page as remote: over plain http it is an insecure context (no camera API); over
 https with a certificate the test makes for that name (Chromium told to accept exactly that key) it may call.
 The relay-only call goes through a real coturn (Debian's) started by the test, with the server's time-limited
-credentials. Run: `.venv/bin/python -m pytest -m browser tests/test_browser_remote.py`.
+credentials; another call goes through the compose file's https proxy (its Caddyfile in Debian's caddy).
+Run: `.venv/bin/python -m pytest -m browser tests/test_browser_remote.py`.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import os
+import shutil
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +27,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from loadtest.local_server import RunningServer, running_server
+from loadtest.local_server import REPO_ROOT, RunningServer, free_port, running_server
 from models.landmarks import detect_face_boxes, to_gray
 from server.selfsigned import write_certificate
 from tests.coturn import TURNSERVER, running_coturn
@@ -29,6 +35,7 @@ from tests.media_utils import write_y4m
 from tests.test_browser import ARTIFACTS, BASE_ARGS, CHROMIUM, avatar_frame, camera_args, wait_for
 
 HOST = "avatar.test"  # a reserved name (RFC 6761): never a real host
+CADDY = shutil.which("caddy")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
@@ -119,19 +126,71 @@ def hang_up(page, server: RunningServer) -> None:
     assert server.get_json("/healthz")["sessions"] == 0
 
 
-def test_plain_http_under_a_remote_name_says_use_https(remote_browser, tmp_path: Path) -> None:
-    with running_server(tmp_path, "--generator", "passthrough") as server:
-        page, errors = open_page(remote_browser, remote_url(server, "http") + "/?autostart=1")
-        page.wait_for_selector("#gallery button")
-        assert page.evaluate("window.isSecureContext") is False
-        assert page.is_visible("#insecure")
-        banner = page.inner_text("#insecure")
-        assert "Use https" in banner and f"https://{HOST}/" in banner
-        assert "localhost" in banner
-        assert page.inner_text("#message").startswith("Use https")
-        assert page.inner_text("#badge") == "needs https"
-        assert page.is_disabled("#start")
-        assert server.get_json("/healthz")["sessions"] == 0  # autostart did not try a call
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    # Plain http: what a person opens from another host today, and what the https proxy forwards to.
+    with running_server(tmp_path_factory.mktemp("http"), "--generator", "passthrough") as running:
+        yield running
+
+
+def test_plain_http_under_a_remote_name_says_use_https(remote_browser, http_server: RunningServer) -> None:
+    page, errors = open_page(remote_browser, remote_url(http_server, "http") + "/?autostart=1")
+    page.wait_for_selector("#gallery button")
+    assert page.evaluate("window.isSecureContext") is False
+    assert page.is_visible("#insecure")
+    banner = page.inner_text("#insecure")
+    assert "Use https" in banner and f"https://{HOST}/" in banner
+    assert "localhost" in banner
+    assert page.inner_text("#message").startswith("Use https")
+    assert page.inner_text("#badge") == "needs https"
+    assert page.is_disabled("#start")
+    assert http_server.get_json("/healthz")["sessions"] == 0  # autostart did not try a call
+    assert errors == []
+    page.close()
+
+
+@contextlib.contextmanager
+def running_caddy(tmp_dir: Path, upstream_port: int, cert: Path, key: Path) -> Iterator[int]:
+    """The compose proxy's Caddyfile in Debian's caddy, with the test's upstream port, certificate and free
+    ports swapped in (and its state kept in `tmp_dir`); yields the https port."""
+    text = (REPO_ROOT / "deploy" / "proxy" / "Caddyfile").read_text()
+    swaps = {"reverse_proxy 127.0.0.1:8080": f"reverse_proxy 127.0.0.1:{upstream_port}",
+             "# tls /certs/cert.pem /certs/key.pem": f"tls {cert} {key}"}
+    for old, new in swaps.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    https_port = free_port()
+    caddyfile = tmp_dir / "Caddyfile"
+    caddyfile.write_text(f"{{\n\tadmin off\n\thttp_port {free_port()}\n\thttps_port {https_port}\n"
+                         f"\tskip_install_trust\n}}\n\n{text}")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_dir), "XDG_DATA_HOME": str(tmp_dir),
+           "XDG_CONFIG_HOME": str(tmp_dir), "PUBLIC_NAME": HOST}
+    with open(tmp_dir / "caddy.log", "wb") as log:
+        process = subprocess.Popen([CADDY, "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", https_port)) == 0:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_dir / "caddy.log").read_text()
+            time.sleep(0.1)
+        yield https_port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.skipif(CADDY is None, reason="Debian's caddy is not installed (scripts/setup.sh --dev)")
+def test_call_through_the_compose_https_proxy(remote_browser, http_server: RunningServer,
+                                              certificate: tuple[Path, Path], tmp_path: Path) -> None:
+    """The production shape: the server on plain http behind Caddy, which terminates TLS for the remote name."""
+    with running_caddy(tmp_path, int(http_server.url.rsplit(":", 1)[1]), *certificate) as https_port:
+        page, errors = open_page(remote_browser, f"https://{HOST}:{https_port}/?autostart=1")
+        assert page.evaluate("window.isSecureContext") is True
+        assert call_plays(page) > 5
+        hang_up(page, http_server)
         assert errors == []
         page.close()
 
