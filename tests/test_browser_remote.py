@@ -145,6 +145,8 @@ def test_plain_http_under_a_remote_name_says_use_https(remote_browser, http_serv
     assert page.inner_text("#badge") == "needs https"
     assert page.is_disabled("#start")
     assert http_server.get_json("/healthz")["sessions"] == 0  # autostart did not try a call
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser_insecure.png"))
     assert errors == []
     page.close()
 

@@ -142,7 +142,9 @@ def tls_turn_server(tmp_path_factory: pytest.TempPathFactory, turn: RunningTurn)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MARIONETTE_TURN_SECRET", turn.secret)
         with running_server(folder, "--generator", "passthrough", "--tls-cert", str(cert), "--tls-key", str(key),
-                            "--turn-urls", turn.url, "--ice-servers", "stun:127.0.0.1:3478", cafile=cert) as running:
+                            # coturn answers STUN too (an unanswered STUN server would cost 5 s per answer)
+                            "--turn-urls", turn.url, "--ice-servers", f"stun:127.0.0.1:{turn.port}",
+                            cafile=cert) as running:
             yield running
 
 
@@ -152,7 +154,7 @@ def test_https_server_hands_out_fresh_turn_credentials(tls_turn_server: RunningS
     assert "on https://127.0.0.1:" in tls_turn_server.log()
     first = tls_turn_server.get_json("/api/ice-servers")["iceServers"]
     second = tls_turn_server.get_json("/api/ice-servers")["iceServers"]
-    assert first[0] == {"urls": "stun:127.0.0.1:3478"}
+    assert first[0] == {"urls": f"stun:127.0.0.1:{turn.port}"}
     assert first[1]["urls"] == [turn.url] and first[1]["username"] != second[1]["username"]
     assert first[1]["credential"] == expected_password(turn.secret, first[1]["username"])
     assert asyncio.run(_allocate(turn, first[1]["username"], first[1]["credential"]))[0] == "127.0.0.1"
