@@ -21,7 +21,7 @@ from server.batcher import BatcherConfig, FrameBatcher
 from server.config import ServerConfig
 from server.errors import ApiError
 from server.health import health
-from server.http_input import json_body
+from server.http_input import client_address, json_body
 from server.photos import decode_photo
 from server.registry import SessionRegistry
 from server.rooms import RoomRegistry, TileTrack, clean_name
@@ -171,7 +171,7 @@ async def upload_target(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     if not request.content_type.startswith("multipart/"):
         raise ApiError(400, "upload photos as multipart/form-data in a field named 'photo'")
-    with request.app[UPLOADS].slot(request.remote or "?"):
+    with request.app[UPLOADS].slot(client_address(request, config.trust_forwarded_for)):
         return await _upload_target(request, config)
 
 

@@ -22,6 +22,9 @@ class ServerConfig(PipelineConfig):
     tls_cert: Path | None = option(None, "PEM certificate (chain) to serve https with, e.g. from python -m "
                                    "server.selfsigned; needs --tls-key", existing=True)
     tls_key: Path | None = option(None, "PEM private key of --tls-cert", existing=True)
+    trust_forwarded_for: bool = option(False, "behind a reverse proxy on this host (e.g. docker-compose.yml's): "
+                                       "per-client limits take the caller's address from the X-Forwarded-For "
+                                       "entry the proxy adds (only on requests from loopback)")
     device: Device = redefault(RunSettings, "device", "auto")
     max_sessions: int = option(8, "concurrent sessions, a hard cap whatever the measured budget says; more get "
                                "HTTP 503", low=0)

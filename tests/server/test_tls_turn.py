@@ -189,3 +189,32 @@ def test_the_server_side_of_a_call_gathers_a_relay_candidate(tls_turn_server: Ru
     sdp = asyncio.run(answer_sdp())
     relay = [line for line in sdp.splitlines() if line.startswith("a=candidate") and " typ relay" in line]
     assert relay and " 127.0.0.1 " in relay[0], sdp  # coturn's relay address (it relays from 127.0.0.1)
+
+
+# ---- behind a reverse proxy ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("trusted", "forwarded", "expected"), [
+    (True, "203.0.113.9", "203.0.113.9"),
+    (True, "6.6.6.6, 203.0.113.9", "203.0.113.9"),  # the proxy appends last; earlier entries are the client's say
+    (False, "203.0.113.9", "127.0.0.1"),
+    (True, None, "127.0.0.1"),
+])
+def test_client_address_behind_a_proxy_on_loopback(trusted: bool, forwarded: str | None, expected: str) -> None:
+    """Real HTTP requests over loopback (as from docker-compose's proxy) to a handler that names the client."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from server.http_input import client_address
+
+    async def who(request: web.Request) -> web.Response:
+        return web.Response(text=client_address(request, trusted))
+
+    async def ask() -> str:
+        app = web.Application()
+        app.router.add_get("/", who)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            response = await client.get("/", headers={"X-Forwarded-For": forwarded} if forwarded else {})
+            return await response.text()
+
+    assert asyncio.run(ask()) == expected
