@@ -6,8 +6,11 @@ const params = new URLSearchParams(location.search);
 // The status channel's protocol, as rtc/messages.py defines it for the server.
 const CHANNEL_LABEL = "status";
 const MESSAGE = { PING: "ping", STATUS: "status", ROSTER: "roster" };
-// Deployment settings from config.js (ICE/TURN servers); none by default, see DESIGN §7.
-const config = { iceServers: [], ...(window.MARIONETTE_CONFIG || {}) };
+// Deployment settings from config.js. ICE/TURN servers come from the server (/api/ice-servers, fresh TURN
+// credentials per call) unless config.js sets `iceServers` itself.
+const config = { ...(window.MARIONETTE_CONFIG || {}) };
+// Test-only: ?relay=1 sends all media through TURN (iceTransportPolicy "relay"), proving the relay works.
+const RELAY_ONLY = params.get("relay") === "1";
 
 // Everything a test (or a curious person in the console) may want to read.
 const state = {
@@ -17,6 +20,8 @@ const state = {
   sessionId: null, token: null,
   connected: false, framesDecoded: 0, fps: 0, lastStatus: null, error: null,
   room: params.get("room"), roomSize: 0, roster: null, ownMid: null,
+  insecure: false,  // no camera API here: the page is neither https nor localhost
+  candidatePair: null,  // {local, remote, protocol}: the ICE candidate types the call uses (host/srflx/relay)
   tiles: {},  // mid -> {figure, video, name}: the other participants' avatars
 };
 window.marionette = state;
@@ -125,7 +130,39 @@ async function uploadPhotos(files) {
   say(`Uploaded: ${target.title}.`);
 }
 
+// ---- secure context ------------------------------------------------------------------------
+
+// Browsers give the camera only to secure pages: https, or http on localhost. Anywhere else
+// navigator.mediaDevices is missing, and a call could only fail with a confusing error.
+function checkSecureContext() {
+  if (window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) return true;
+  const https = `https://${location.hostname}${location.pathname}${location.search}`;
+  const local = `http://localhost${location.port ? `:${location.port}` : ""}/`;
+  state.insecure = true;
+  const banner = $("insecure");
+  banner.querySelector(".https-url").textContent = https;
+  banner.querySelector(".https-url").href = https;
+  banner.querySelector(".local-url").textContent = local;
+  banner.classList.remove("hidden");
+  say(`Use https: browsers only give the camera to pages opened over https (or on localhost). Open ${https} `
+      + "instead (the server needs a certificate, see the README's Deployment section).", true);
+  setBadge("error", "needs https");
+  $("start").disabled = true;
+  $("create-room").disabled = true;
+  return false;
+}
+
 // ---- call ----------------------------------------------------------------------------------
+
+// The ICE servers for one call: config.js's own, or the server's with TURN credentials made for this call.
+async function iceServers() {
+  if (Array.isArray(config.iceServers)) return config.iceServers;
+  try {
+    const response = await fetch("/api/ice-servers", { cache: "no-store" });
+    if (response.ok) return (await response.json()).iceServers;
+  } catch (_) { /* unreachable: the offer below reports it */ }
+  return [];  // host candidates only: fine on a LAN
+}
 
 function waitForIceGathering(pc, timeoutMs = 3000) {
   // The server takes the offer with all candidates in it (no trickle ICE).
@@ -159,6 +196,7 @@ function onStatus(message) {
 }
 
 async function start() {
+  if (state.insecure) return;
   $("start").disabled = true;
   state.error = null;
   setBadge("connecting");
@@ -177,7 +215,9 @@ async function start() {
   say("Connecting…");
   $("hangup").disabled = false;  // a call that never connects can still be abandoned
 
-  const pc = new RTCPeerConnection({ iceServers: config.iceServers });
+  const pc = new RTCPeerConnection({
+    iceServers: await iceServers(), iceTransportPolicy: RELAY_ONLY ? "relay" : "all",
+  });
   state.pc = pc;
   const channel = pc.createDataChannel(CHANNEL_LABEL);  // before the offer, so the offer negotiates SCTP
   state.channel = channel;
@@ -291,13 +331,14 @@ async function hangUp(clearMessage = true) {
   const token = state.token;
   if (channel) { channel.onmessage = null; channel.onclose = null; }
   state.sessionId = null; state.pc = null; state.stream = null; state.channel = null;
-  state.connected = false; state.roster = null; state.lastStatus = null;
+  state.connected = false; state.roster = null; state.lastStatus = null; state.candidatePair = null;
   previousJitter = null;
   for (const tile of Object.values(state.tiles)) tile.figure.remove();
   state.tiles = {};
   updateRoomPanel();
   $("noface").classList.add("hidden");
   $("stat-calibrated").textContent = "–";
+  $("stat-path").textContent = "–";
   $("start").disabled = false; $("calibrate").disabled = true; $("hangup").disabled = true;
   if (clearMessage) { setBadge("idle"); say("Call ended."); }
   if (id) {
@@ -385,7 +426,9 @@ async function updateStats() {
   let inbound = null;
   let selectedPairId = null;
   const pairs = new Map();
+  const candidates = new Map();
   report.forEach((s) => {
+    if (s.type === "local-candidate" || s.type === "remote-candidate") candidates.set(s.id, s);
     // In a room there is one inbound video per tile: the avatar panel is our own transceiver's.
     if (s.type === "inbound-rtp" && s.kind === "video" && (!inbound || s.mid === state.ownMid)) inbound = s;
     if (s.type === "transport" && s.selectedCandidatePairId) selectedPairId = s.selectedCandidatePairId;
@@ -394,6 +437,7 @@ async function updateStats() {
   // The pair ICE actually uses; older browsers only mark it nominated.
   const pair = pairs.get(selectedPairId) || [...pairs.values()].find((s) => s.nominated && s.state === "succeeded");
   const rtt = pair && pair.currentRoundTripTime != null ? pair.currentRoundTripTime * 1000 : null;
+  showNetworkPath(pair && candidates.get(pair.localCandidateId), pair && candidates.get(pair.remoteCandidateId));
 
   let jitter = null;
   if (inbound) {
@@ -425,6 +469,16 @@ async function updateStats() {
   }
 }
 
+// Which way the media flows: host (direct), srflx (through a NAT, found by STUN) or relay (through TURN).
+function showNetworkPath(local, remote) {
+  if (!local || !remote) return;
+  const protocol = local.relayProtocol || local.protocol || "";
+  state.candidatePair = { local: local.candidateType, remote: remote.candidateType, protocol };
+  const relayed = local.candidateType === "relay" || remote.candidateType === "relay";
+  $("stat-path").textContent = `${local.candidateType} ↔ ${remote.candidateType} (${protocol})`
+    + (relayed ? " · TURN relay" : "");
+}
+
 // ---- wiring --------------------------------------------------------------------------------
 
 // Hide a panel's placeholder while its video shows frames.
@@ -443,7 +497,8 @@ $("copy-link").addEventListener("click", () => navigator.clipboard.writeText($("
 $("upload").addEventListener("change", (event) => { uploadPhotos([...event.target.files]); event.target.value = ""; });
 window.addEventListener("beforeunload", () => { if (state.sessionId) hangUp(false); });
 
+const secure = checkSecureContext();
 Promise.all([loadTargets(), loadServerInfo(), state.room ? loadRoom() : null]).then(() => {
   if (params.get("name")) $("name").value = params.get("name");
-  if (params.get("autostart") === "1") start();
+  if (params.get("autostart") === "1" && secure) start();
 });

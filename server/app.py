@@ -21,13 +21,14 @@ from server.batcher import BatcherConfig, FrameBatcher
 from server.config import ServerConfig
 from server.errors import ApiError
 from server.health import health
-from server.http_input import json_body
+from server.http_input import client_address, json_body
 from server.photos import decode_photo
 from server.registry import SessionRegistry
 from server.rooms import RoomRegistry, TileTrack, clean_name
 from server.session import PreparedTarget, Session
 from server.supervisor import Supervisor
 from server.targets import TargetStore
+from server.turn import IceSettings
 from server.uploads import UploadLimiter
 from server.warmup import warm_up
 
@@ -43,6 +44,7 @@ EXECUTOR = web.AppKey("executor", concurrent.futures.ThreadPoolExecutor)
 ADMISSION = web.AppKey("admission", Admission)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 UPLOADS = web.AppKey("uploads", UploadLimiter)
+ICE = web.AppKey("ice", IceSettings)
 
 
 @web.middleware
@@ -169,7 +171,7 @@ async def upload_target(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     if not request.content_type.startswith("multipart/"):
         raise ApiError(400, "upload photos as multipart/form-data in a field named 'photo'")
-    with request.app[UPLOADS].slot(request.remote or "?"):
+    with request.app[UPLOADS].slot(client_address(request, config.trust_forwarded_for)):
         return await _upload_target(request, config)
 
 
@@ -212,6 +214,12 @@ async def server_info(request: web.Request) -> web.Response:
     return web.json_response({**options.info(config), "device": resolve_device(config.device)})
 
 
+async def ice_servers(request: web.Request) -> web.Response:
+    """The caller's RTCPeerConnection iceServers: STUN, and TURN with credentials minted for this request."""
+    # no-store: a cached answer would hand out credentials that expire (or are shared between callers).
+    return web.json_response({"iceServers": request.app[ICE].for_browser()}, headers={"Cache-Control": "no-store"})
+
+
 async def prometheus_metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -239,6 +247,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app[TARGETS] = TargetStore(pipeline.prepare_target, preparer, config.max_uploaded_targets)
     app[SUPERVISOR] = Supervisor()
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
+    app[ICE] = IceSettings.of(config)
 
     async def on_startup(app: web.Application) -> None:
         # Networks load now, not inside the first caller's batch; the warm-up also gives admission its first cost.
@@ -262,6 +271,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus_metrics)
     app.router.add_get("/api/info", server_info)
+    app.router.add_get("/api/ice-servers", ice_servers)
     app.router.add_get("/api/targets", list_targets)
     app.router.add_post("/api/targets", upload_target)
     app.router.add_get("/api/targets/{target_id}/image", target_image)

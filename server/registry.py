@@ -23,6 +23,7 @@ from server.inbound import pump_frames
 from server.memory import FreedMemoryReleaser
 from server.negotiation import answer_offer, new_peer_connection
 from server.session import PreparedTarget, Session
+from server.turn import IceSettings
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class SessionRegistry:
     def __init__(self, config: ServerConfig, pipeline: ReenactmentPipeline, batcher: FrameBatcher,
                  admission: Admission) -> None:
         self._config = config
+        self._ice = IceSettings.of(config)
         self._pipeline = pipeline
         self._batcher = batcher
         self._admission = admission
@@ -72,7 +74,7 @@ class SessionRegistry:
             metrics.SESSIONS_REJECTED.labels(reason=busy.reason).inc()
             raise
         self._pending += 1
-        pc = new_peer_connection(self._config.ice_servers)
+        pc = new_peer_connection(self._ice.for_server())  # fresh TURN credentials per session
         session = Session(pc, target, self._pipeline.new_driver(), size, measure)
         try:
             self._wire(session)

@@ -67,9 +67,11 @@ def test_rules_and_bounds_name_the_flag(capsys) -> None:
 def test_info_shows_every_option_but_private_ones_and_paths_by_name(tmp_path: Path) -> None:
     weights = tmp_path / "generator.pt"
     weights.write_bytes(b"")
-    shown = info(ServerConfig(ice_servers=("turn:user:secret@host:3478",), weights=weights))
+    shown = info(ServerConfig(ice_servers=("turn:user:secret@host:3478",), weights=weights,
+                              turn_urls=("turn:host:3478",), turn_secret="shared-with-coturn"))
     assert "ice_servers" not in shown and shown["weights"] == "generator.pt"
-    assert set(shown) == {opt.name for opt in options_of(ServerConfig)} - {"ice_servers"}
+    assert "turn_secret" not in shown and shown["turn_urls"] == ["turn:host:3478"]
+    assert set(shown) == {opt.name for opt in options_of(ServerConfig)} - {"ice_servers", "turn_secret"}
 
 
 def test_every_landmark_choice_has_a_source() -> None:
