@@ -7,8 +7,11 @@ const params = new URLSearchParams(location.search);
 const CHANNEL_LABEL = "status";
 const MESSAGE = { PING: "ping", STATUS: "status", ROSTER: "roster", ROOM_STATUS: "room_status",
                   ROOM_CLOSED: "room_closed" };
-// Deployment settings from config.js (ICE/TURN servers); none by default, see DESIGN §7.
-const config = { iceServers: [], ...(window.MARIONETTE_CONFIG || {}) };
+// Deployment settings from config.js. ICE/TURN servers come from the server (/api/ice-servers, fresh TURN
+// credentials per call) unless config.js sets `iceServers` itself.
+const config = { ...(window.MARIONETTE_CONFIG || {}) };
+// Test-only: ?relay=1 sends all media through TURN (iceTransportPolicy "relay"), proving the relay works.
+const RELAY_ONLY = params.get("relay") === "1";
 
 // Everything a test (or a curious person in the console) may want to read.
 const state = {
@@ -18,6 +21,8 @@ const state = {
   sessionId: null, token: null,
   connected: false, framesDecoded: 0, fps: 0, lastStatus: null, error: null,
   room: params.get("room"), roomSize: 0, roster: null, ownMid: null,
+  insecure: false,  // no camera API here: the page is neither https nor localhost
+  candidatePair: null,  // {local, remote, protocol}: the ICE candidate types the call uses (host/srflx/relay)
   tiles: {},  // mid (or "feed:<n>" through an SFU) -> {figure, video, name}: the other participants' avatars
   sfu: null,  // "janus": the others' avatars come from the SFU, one watch (peer connection) per feed
   watches: {},  // feed -> {id, pc}
@@ -128,7 +133,39 @@ async function uploadPhotos(files) {
   say(`Uploaded: ${target.title}.`);
 }
 
+// ---- secure context ------------------------------------------------------------------------
+
+// Browsers give the camera only to secure pages: https, or http on localhost. Anywhere else
+// navigator.mediaDevices is missing, and a call could only fail with a confusing error.
+function checkSecureContext() {
+  if (window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) return true;
+  const https = `https://${location.hostname}${location.pathname}${location.search}`;
+  const local = `http://localhost${location.port ? `:${location.port}` : ""}/`;
+  state.insecure = true;
+  const banner = $("insecure");
+  banner.querySelector(".https-url").textContent = https;
+  banner.querySelector(".https-url").href = https;
+  banner.querySelector(".local-url").textContent = local;
+  banner.classList.remove("hidden");
+  say(`Use https: browsers only give the camera to pages opened over https (or on localhost). Open ${https} `
+      + "instead (the server needs a certificate, see the README's Deployment section).", true);
+  setBadge("error", "needs https");
+  $("start").disabled = true;
+  $("create-room").disabled = true;
+  return false;
+}
+
 // ---- call ----------------------------------------------------------------------------------
+
+// The ICE servers for one call: config.js's own, or the server's with TURN credentials made for this call.
+async function iceServers() {
+  if (Array.isArray(config.iceServers)) return config.iceServers;
+  try {
+    const response = await fetch("/api/ice-servers", { cache: "no-store" });
+    if (response.ok) return (await response.json()).iceServers;
+  } catch (_) { /* unreachable: the offer below reports it */ }
+  return [];  // host candidates only: fine on a LAN
+}
 
 function waitForIceGathering(pc, timeoutMs = 3000) {
   // The server takes the offer with all candidates in it (no trickle ICE).
@@ -164,6 +201,7 @@ function onStatus(message) {
 }
 
 async function start() {
+  if (state.insecure) return;
   $("start").disabled = true;
   state.error = null;
   setBadge("connecting");
@@ -182,7 +220,9 @@ async function start() {
   say("Connecting…");
   $("hangup").disabled = false;  // a call that never connects can still be abandoned
 
-  const pc = new RTCPeerConnection({ iceServers: config.iceServers });
+  const pc = new RTCPeerConnection({
+    iceServers: await iceServers(), iceTransportPolicy: RELAY_ONLY ? "relay" : "all",
+  });
   state.pc = pc;
   const channel = pc.createDataChannel(CHANNEL_LABEL);  // before the offer, so the offer negotiates SCTP
   state.channel = channel;
@@ -296,7 +336,7 @@ async function hangUp(clearMessage = true) {
   const token = state.token;
   if (channel) { channel.onmessage = null; channel.onclose = null; }
   state.sessionId = null; state.pc = null; state.stream = null; state.channel = null;
-  state.connected = false; state.roster = null; state.lastStatus = null;
+  state.connected = false; state.roster = null; state.lastStatus = null; state.candidatePair = null;
   previousJitter = null;
   for (const feed of Object.keys(state.watches)) unwatch(feed, id, token);
   for (const tile of Object.values(state.tiles)) tile.figure.remove();
@@ -304,6 +344,7 @@ async function hangUp(clearMessage = true) {
   updateRoomPanel();
   $("noface").classList.add("hidden");
   $("stat-calibrated").textContent = "–";
+  $("stat-path").textContent = "–";
   $("start").disabled = false; $("calibrate").disabled = true; $("hangup").disabled = true;
   if (clearMessage) { setBadge("idle"); say("Call ended."); }
   if (id) {
@@ -361,8 +402,12 @@ async function syncWatches(roster) {
 
 async function watch(feed) {
   const headers = { "Content-Type": "application/json", Authorization: `Bearer ${state.token}` };
-  const pc = new RTCPeerConnection({ iceServers: config.iceServers });
-  state.watches[feed] = { id: null, pc };
+  state.watches[feed] = { id: null, pc: null };  // claimed at once: the next roster must not watch it twice
+  // The same ICE/TURN servers as the call: Janus's media may need the relay just as ours does.
+  const servers = await iceServers();
+  if (!state.watches[feed]) return;  // unwatched meanwhile
+  const pc = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: RELAY_ONLY ? "relay" : "all" });
+  state.watches[feed].pc = pc;
   const response = await fetch(`/api/sessions/${state.sessionId}/watch`, {
     method: "POST", headers, body: JSON.stringify({ feed }),
   });
@@ -396,7 +441,7 @@ function unwatch(feed, sessionId, token) {
   const watched = state.watches[feed];
   delete state.watches[feed];
   if (!watched) return;
-  watched.pc.close();
+  if (watched.pc) watched.pc.close();
   const tile = state.tiles[`feed:${feed}`];
   if (tile) { tile.figure.remove(); delete state.tiles[`feed:${feed}`]; }
   if (watched.id && sessionId) {
@@ -472,7 +517,9 @@ async function updateStats() {
   let inbound = null;
   let selectedPairId = null;
   const pairs = new Map();
+  const candidates = new Map();
   report.forEach((s) => {
+    if (s.type === "local-candidate" || s.type === "remote-candidate") candidates.set(s.id, s);
     // In a room there is one inbound video per tile: the avatar panel is our own transceiver's.
     if (s.type === "inbound-rtp" && s.kind === "video" && (!inbound || s.mid === state.ownMid)) inbound = s;
     if (s.type === "transport" && s.selectedCandidatePairId) selectedPairId = s.selectedCandidatePairId;
@@ -481,6 +528,7 @@ async function updateStats() {
   // The pair ICE actually uses; older browsers only mark it nominated.
   const pair = pairs.get(selectedPairId) || [...pairs.values()].find((s) => s.nominated && s.state === "succeeded");
   const rtt = pair && pair.currentRoundTripTime != null ? pair.currentRoundTripTime * 1000 : null;
+  showNetworkPath(pair && candidates.get(pair.localCandidateId), pair && candidates.get(pair.remoteCandidateId));
 
   let jitter = null;
   if (inbound) {
@@ -512,6 +560,16 @@ async function updateStats() {
   }
 }
 
+// Which way the media flows: host (direct), srflx (through a NAT, found by STUN) or relay (through TURN).
+function showNetworkPath(local, remote) {
+  if (!local || !remote) return;
+  const protocol = local.relayProtocol || local.protocol || "";
+  state.candidatePair = { local: local.candidateType, remote: remote.candidateType, protocol };
+  const relayed = local.candidateType === "relay" || remote.candidateType === "relay";
+  $("stat-path").textContent = `${local.candidateType} ↔ ${remote.candidateType} (${protocol})`
+    + (relayed ? " · TURN relay" : "");
+}
+
 // ---- wiring --------------------------------------------------------------------------------
 
 // Hide a panel's placeholder while its video shows frames.
@@ -530,7 +588,8 @@ $("copy-link").addEventListener("click", () => navigator.clipboard.writeText($("
 $("upload").addEventListener("change", (event) => { uploadPhotos([...event.target.files]); event.target.value = ""; });
 window.addEventListener("beforeunload", () => { if (state.sessionId) hangUp(false); });
 
+const secure = checkSecureContext();
 Promise.all([loadTargets(), loadServerInfo(), state.room ? loadRoom() : null]).then(() => {
   if (params.get("name")) $("name").value = params.get("name");
-  if (params.get("autostart") === "1") start();
+  if (params.get("autostart") === "1" && secure) start();
 });

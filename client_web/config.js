@@ -1,9 +1,8 @@
 // Deployment settings for the demo page. Replace this file to configure a deployment (e.g. mount a
 // Kubernetes ConfigMap over it, see deploy/kubernetes/marionette.yaml).
 //
-// iceServers: passed to RTCPeerConnection. Empty by default: on a LAN or loopback host candidates are
-// enough, and an unreachable STUN server only slows the call set-up. Behind NAT, add a TURN server:
-//   iceServers: [{ urls: "turn:turn.example.com:3478", username: "marionette", credential: "change-me" }]
-window.MARIONETTE_CONFIG = {
-  iceServers: [],
-};
+// ICE/TURN servers: by default the page asks the server (GET /api/ice-servers) before each call, and gets
+// STUN plus TURN credentials that expire (python -m server --turn-urls ... with MARIONETTE_TURN_SECRET).
+// Never put a TURN password here: anyone can read this file. Setting `iceServers` here overrides the
+// server's list, e.g. `iceServers: []` for host candidates only.
+window.MARIONETTE_CONFIG = {};

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -28,9 +29,10 @@ class RunningServer:
     url: str
     process: subprocess.Popen
     log_path: Path
+    ssl_context: ssl.SSLContext | None = None  # https: trusts the server's (test) certificate
 
     def get_json(self, path: str) -> dict:
-        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+        with urllib.request.urlopen(self.url + path, timeout=10, context=self.ssl_context) as response:
             return json.loads(response.read())
 
     def log(self) -> str:
@@ -38,7 +40,9 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def running_server(tmp_dir: Path, *flags: str, startup_timeout: float = 60.0) -> Iterator[RunningServer]:
+def running_server(tmp_dir: Path, *flags: str, startup_timeout: float = 60.0,
+                   cafile: Path | None = None) -> Iterator[RunningServer]:
+    """The server with `flags`; with `cafile` (the certificate of --tls-cert) it serves https and is trusted."""
     port = free_port()
     log_path = tmp_dir / f"server-{port}.log"
     with open(log_path, "wb") as log_file:
@@ -46,7 +50,8 @@ def running_server(tmp_dir: Path, *flags: str, startup_timeout: float = 60.0) ->
             [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), *flags],
             cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
+    context = None if cafile is None else ssl.create_default_context(cafile=cafile)
+    server = RunningServer(f"{'https' if cafile else 'http'}://127.0.0.1:{port}", process, log_path, context)
     try:
         deadline = time.monotonic() + startup_timeout
         while True:

@@ -61,18 +61,25 @@ async def overload_round(url: str, frames: list, peers: int) -> dict:
 async def soak(server: RunningServer, args: argparse.Namespace) -> dict:
     frames = load_frames(None)[:60]
     counts: dict[str, int] = {}
+    # The process over time: growth that levels off (thread pools filling, allocator arenas) is not a leak;
+    # growth that goes on with the cycles is.
+    samples = []
     started = time.monotonic()
     for first in range(0, args.cycles, args.parallel):
         kinds = [KINDS[i % len(KINDS)] for i in range(first, min(first + args.parallel, args.cycles))]
         for outcome in await asyncio.gather(*(cycle(server.url, frames, k, args.stream_s) for k in kinds)):
             counts[outcome] = counts.get(outcome, 0) + 1
-        print(f"\r[soak] {first + len(kinds)}/{args.cycles} cycles", end="", file=sys.stderr, flush=True)
+        done = first + len(kinds)
+        if done // args.sample_every != first // args.sample_every or done == args.cycles:
+            samples.append({"cycles": done, **process_facts(server)})
+        print(f"\r[soak] {done}/{args.cycles} cycles", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     rounds = [await overload_round(server.url, frames, args.overload_peers) for _ in range(args.overload_rounds)]
     deadline = time.monotonic() + args.idle_timeout_s + 40  # silent/abrupt peers are reaped by timeouts
     while server.get_json("/healthz")["sessions"] and time.monotonic() < deadline:
         await asyncio.sleep(1.0)
-    return {"cycles": counts, "overload_rounds": rounds, "seconds": round(time.monotonic() - started, 1)}
+    return {"cycles": counts, "samples": samples, "overload_rounds": rounds,
+            "seconds": round(time.monotonic() - started, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=3, help="cycles run at once")
     parser.add_argument("--stream-s", type=float, default=0.5, help="seconds each cycle streams")
     parser.add_argument("--overload-rounds", type=int, default=10)
-    parser.add_argument("--overload-peers", type=int, default=8)
+    parser.add_argument("--sample-every", type=int, default=100, help="record fds, threads and RSS every N cycles")
+    parser.add_argument("--overload-peers", type=int, default=16,
+                        help="peers at once in an overload round (twice the server's --max-sessions 8)")
     parser.add_argument("--idle-timeout-s", type=float, default=3.0, help="the server's --session-idle-timeout-s")
     parser.add_argument("--server-flag", action="append", default=[], help="more server flags (repeatable)")
     parser.add_argument("--json", type=Path, default=None)

@@ -26,16 +26,24 @@ if [[ ! -f "$STAMP" && ! ( $DEV == 0 && -f "$STAMP_BASE-1" ) ]]; then
 fi
 
 # Debian packages: facedetect ships a public-domain demo portrait; chromium runs the browser tests;
-# prometheus scrapes the server in the metrics test; janus is the SFU of the --sfu janus room tests (the tests
-# start it themselves with deploy/janus; the package's own service is not needed).
+# prometheus scrapes the server in the metrics test; coturn (turnserver) relays the TURN tests' calls and caddy
+# runs the compose proxy's Caddyfile in the https tests; janus is the SFU of the --sfu janus room tests (the tests
+# start their own on free ports).
 APT_PKGS=(facedetect)
-[[ $DEV == 1 ]] && APT_PKGS+=(chromium prometheus janus)
+[[ $DEV == 1 ]] && APT_PKGS+=(chromium prometheus coturn caddy janus)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if (( ${#missing[@]} )); then
   if [[ $(id -u) == 0 ]]; then
     echo "[setup] apt-get install ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The tests start their own: a TURN server or web server the package starts by itself (systemd hosts)
+    # would be an open service on this machine, so it is stopped and left disabled.
+    for service in coturn caddy; do
+      if [[ " ${missing[*]} " == *" $service "* && -d /run/systemd/system ]]; then
+        systemctl disable --now "$service" >/dev/null 2>&1 || true
+      fi
+    done
   else
     echo "[setup] warning: missing Debian packages ${missing[*]} (not root; install them with apt-get)" >&2
   fi

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
+import sys
 
 import uvloop
 from aiohttp import web
@@ -12,11 +14,12 @@ from aiohttp import web
 from server.app import build_app
 from server.config import ServerConfig, parse_config
 from server.janus import startup_problem
+from server.tls import TlsError, server_ssl_context
 
 log = logging.getLogger("server")
 
 
-async def serve(config: ServerConfig) -> None:
+async def serve(config: ServerConfig, ssl_context: ssl.SSLContext | None) -> None:
     if config.sfu == "janus":
         problem = await startup_problem(config.sfu_url, config.sfu_secret or None)
         if problem:
@@ -26,9 +29,9 @@ async def serve(config: ServerConfig) -> None:
             log.warning("--sfu janus without --sfu-secret: anyone who reaches Janus's API can join the rooms")
     runner = web.AppRunner(build_app(config), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, config.host, config.port).start()
-    log.info(
-        "MarioNETte Live on http://%s:%d (generator %s)", config.host, config.port, config.generator)
+    await web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context).start()
+    scheme = "https" if ssl_context else "http"
+    log.info("MarioNETte Live on %s://%s:%d (generator %s)", scheme, config.host, config.port, config.generator)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -39,9 +42,15 @@ async def serve(config: ServerConfig) -> None:
 
 def main() -> None:
     config = parse_config()
+    ssl_context = None
+    if config.tls_cert is not None and config.tls_key is not None:
+        try:  # before anything loads: a bad certificate is a one-line message, not a traceback after warm-up
+            ssl_context = server_ssl_context(config.tls_cert, config.tls_key)
+        except TlsError as error:
+            sys.exit(f"python -m server: error: {error}")
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLogger().level))  # per-candidate noise
-    uvloop.run(serve(config))
+    uvloop.run(serve(config, ssl_context))
 
 
 if __name__ == "__main__":

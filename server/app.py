@@ -21,7 +21,7 @@ from server.batcher import BatcherConfig, FrameBatcher
 from server.config import ServerConfig
 from server.errors import ApiError
 from server.health import health
-from server.http_input import json_body
+from server.http_input import client_address, json_body
 from server.janus import JanusClient, JanusError
 from server.photos import decode_photo
 from server.registry import SessionRegistry
@@ -30,6 +30,7 @@ from server.session import PreparedTarget, Session
 from server.sfu_rooms import JanusRooms
 from server.supervisor import Supervisor
 from server.targets import TargetStore
+from server.turn import IceSettings
 from server.uploads import UploadLimiter
 from server.warmup import warm_up
 
@@ -46,6 +47,7 @@ EXECUTOR = web.AppKey("executor", concurrent.futures.ThreadPoolExecutor)
 ADMISSION = web.AppKey("admission", Admission)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 UPLOADS = web.AppKey("uploads", UploadLimiter)
+ICE = web.AppKey("ice", IceSettings)
 
 
 @web.middleware
@@ -232,7 +234,7 @@ async def upload_target(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     if not request.content_type.startswith("multipart/"):
         raise ApiError(400, "upload photos as multipart/form-data in a field named 'photo'")
-    with request.app[UPLOADS].slot(request.remote or "?"):
+    with request.app[UPLOADS].slot(client_address(request, config.trust_forwarded_for)):
         return await _upload_target(request, config)
 
 
@@ -275,6 +277,12 @@ async def server_info(request: web.Request) -> web.Response:
     return web.json_response({**options.info(config), "device": resolve_device(config.device)})
 
 
+async def ice_servers(request: web.Request) -> web.Response:
+    """The caller's RTCPeerConnection iceServers: STUN, and TURN with credentials minted for this request."""
+    # no-store: a cached answer would hand out credentials that expire (or are shared between callers).
+    return web.json_response({"iceServers": request.app[ICE].for_browser()}, headers={"Cache-Control": "no-store"})
+
+
 async def prometheus_metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -286,8 +294,10 @@ async def index(request: web.Request) -> web.FileResponse:
 def build_app(config: ServerConfig) -> web.Application:
     install_low_latency_jitter_buffer()
     pipeline = ReenactmentPipeline(config)  # it takes its own options out of the server's
-    # One model thread: the batcher and target preparation share it, so the model never runs twice at once.
+    # One model thread for live frames. Targets are prepared on a thread of their own: an upload of 8 photos
+    # with small faces takes seconds (photo detection at high resolution) and would freeze every live call.
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+    preparer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     batcher = FrameBatcher(pipeline, BatcherConfig(config.max_batch, config.max_wait_ms), executor)
     app = web.Application(middlewares=[json_errors], client_max_size=config.max_upload_bytes + 1024 * 1024)
     app[CONFIG] = config
@@ -297,12 +307,13 @@ def build_app(config: ServerConfig) -> web.Application:
                                measured=config.admission == "measured")
     app[REGISTRY] = SessionRegistry(config, pipeline, batcher, app[ADMISSION])
     app[ROOMS] = RoomRegistry(config.room_size, config.max_rooms)
-    app[TARGETS] = TargetStore(pipeline.prepare_target, executor, config.max_uploaded_targets)
+    app[TARGETS] = TargetStore(pipeline.prepare_target, preparer, config.max_uploaded_targets)
     app[SUPERVISOR] = Supervisor()
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
+    app[ICE] = IceSettings.of(config)
     if config.sfu == "janus":
         app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret or None), config.sfu_secret,
-                              config.room_size, config.max_rooms, config.ice_servers, config.sfu_recover_s)
+                              config.room_size, config.max_rooms, app[ICE], config.sfu_recover_s)
 
     async def on_startup(app: web.Application) -> None:
         # Networks load now, not inside the first caller's batch; the warm-up also gives admission its first cost.
@@ -321,6 +332,7 @@ def build_app(config: ServerConfig) -> web.Application:
             await app[SFU].close()
         await app[SUPERVISOR].stop()
         app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
+        preparer.shutdown(wait=False, cancel_futures=True)
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
@@ -329,6 +341,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus_metrics)
     app.router.add_get("/api/info", server_info)
+    app.router.add_get("/api/ice-servers", ice_servers)
     app.router.add_get("/api/targets", list_targets)
     app.router.add_post("/api/targets", upload_target)
     app.router.add_get("/api/targets/{target_id}/image", target_image)

@@ -4,6 +4,7 @@ MARIONETTE_<FLAG> environment fallbacks (both derived from the fields, see optio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from models.config import Device, RunSettings
@@ -17,6 +18,13 @@ ENV_PREFIX = "MARIONETTE_"
 class ServerConfig(PipelineConfig):
     host: str = option("127.0.0.1", "address to listen on")
     port: int = option(8080, "TCP port for HTTP (signaling, demo page, metrics)", low=0, high=65535)
+    # Browsers give a page the camera only in a secure context: https, or http on localhost.
+    tls_cert: Path | None = option(None, "PEM certificate (chain) to serve https with, e.g. from python -m "
+                                   "server.selfsigned; needs --tls-key", existing=True)
+    tls_key: Path | None = option(None, "PEM private key of --tls-cert", existing=True)
+    trust_forwarded_for: bool = option(False, "behind a reverse proxy on this host (e.g. docker-compose.yml's): "
+                                       "per-client limits take the caller's address from the X-Forwarded-For "
+                                       "entry the proxy adds (only on requests from loopback)")
     device: Device = redefault(RunSettings, "device", "auto")
     max_sessions: int = option(8, "concurrent sessions, a hard cap whatever the measured budget says; more get "
                                "HTTP 503", low=0)
@@ -39,7 +47,7 @@ class ServerConfig(PipelineConfig):
     max_upload_bytes: int = option(8 * 1024 * 1024, "largest accepted photo upload", low=1)
     max_upload_photos: int = option(8, "most photos in one upload (few-shot targets)", low=1)
     max_uploads_per_client: int = option(1, "uploads one client address may have in progress at once (each "
-                                         "takes the model thread)", low=1)
+                                         "takes the one target-preparation thread)", low=1)
     max_uploaded_targets: int = option(64, "uploaded targets kept in memory (oldest evicted first)", low=1)
     room_size: int = option(4, "most participants in one avatar room", low=2, high=16)
     max_rooms: int = option(32, "most avatar rooms open at once", low=0)
@@ -55,12 +63,32 @@ class ServerConfig(PipelineConfig):
     sfu_recover_s: float = option(30.0, "when Janus restarts mid-room, re-publish the room's avatars if it is back "
                                   "within this long; past it the rooms end with a message", low=0)
     # Private: TURN credentials may be inline, so /api/info never shows them.
-    ice_servers: tuple[str, ...] = option((), "comma-separated STUN/TURN URLs, TURN credentials inline: "
-                                          "turn:user:pass@host:3478; none: host candidates only",
+    ice_servers: tuple[str, ...] = option((), "comma-separated STUN/TURN URLs for the server's side, TURN "
+                                          "credentials inline: turn:user:pass@host:3478 (callers get the STUN "
+                                          "ones; for TURN prefer --turn-urls); none: host candidates only",
                                           private=True)
+    turn_urls: tuple[str, ...] = option((), "comma-separated TURN URLs (turn:host:3478, turn:host:3478?transport=tcp, "
+                                        "turns:host:5349) handed to callers and used by the server itself, with "
+                                        "time-limited credentials from --turn-secret", aliases=("--turn-url",))
+    # Private: the secret shared with coturn (static-auth-secret); whoever holds it can mint credentials.
+    turn_secret: str | None = option(None, "shared secret of the TURN server (coturn: use-auth-secret, "
+                                     "static-auth-secret); set it by environment, MARIONETTE_TURN_SECRET",
+                                     private=True)
+    turn_ttl_s: float = option(86400.0, "lifetime of the TURN credentials handed out (coturn refuses an expired "
+                               "one, also for a call in progress: keep it above the longest call)", low=60)
     log_level: Literal["debug", "info", "warning", "error"] = option("info", "logging level")
 
     def rules(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise OptionError("tls_cert" if self.tls_cert is None else "tls_key",
+                              "--tls-cert and --tls-key go together: give both, or neither for plain http")
+        for url in self.turn_urls:
+            if not url.startswith(("turn:", "turns:")) or "@" in url:
+                raise OptionError("turn_urls", f"{url[:80]!r}: expected turn:host:port or turns:host:port (no inline "
+                                  "credentials: they come from --turn-secret)")
+        if self.turn_urls and not self.turn_secret:
+            raise OptionError("turn_urls", "TURN needs --turn-secret (MARIONETTE_TURN_SECRET), the TURN server's "
+                              "static-auth-secret")
         if self.sfu == "janus" and not self.sfu_url.startswith(("http://", "https://")):
             raise OptionError("sfu_url", f"{self.sfu_url[:80]!r}: must be Janus's HTTP API URL, "
                                          "e.g. http://127.0.0.1:8088/janus")

@@ -3,6 +3,7 @@ client-chosen strings quoted back only when short."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 from aiohttp import web
@@ -10,6 +11,24 @@ from aiohttp import web
 from server.errors import ApiError
 
 QUOTE_MAX = 64  # longer client strings are not repeated in error messages
+
+
+def client_address(request: web.Request, trust_forwarded_for: bool) -> str:
+    """Who is calling, for per-client limits. Behind a reverse proxy on this host every request comes from
+    loopback: then (when trusted) the address the proxy appended last to X-Forwarded-For is the caller's;
+    entries before it are whatever the client claimed, and a remote peer's header is never believed."""
+    remote = request.remote or "?"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if trust_forwarded_for and forwarded and _is_loopback(remote):
+        return forwarded.split(",")[-1].strip()[:QUOTE_MAX] or remote
+    return remote
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a unix socket or unknown peer
 
 
 async def json_body(request: web.Request, max_bytes: int) -> dict:

@@ -10,18 +10,18 @@ import logging
 import re
 from collections.abc import Callable
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 from server.errors import ApiError
-from server.sdp import add_bitrate_hints, ice_server
+from server.sdp import add_bitrate_hints
 from server.session import Session
 
 log = logging.getLogger(__name__)
 _FINGERPRINT = re.compile(r"^a=fingerprint:\S+ [0-9A-Fa-f:]+\s*$", re.MULTILINE)
 
 
-def new_peer_connection(ice_servers: tuple[str, ...]) -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[ice_server(url) for url in ice_servers]))
+def new_peer_connection(ice_servers: list[RTCIceServer]) -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
 
 
 def check_offer_text(offer_sdp: str) -> None:

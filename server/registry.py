@@ -20,8 +20,10 @@ from server.errors import ApiError
 from server.heartbeat import serve_status_channel
 from server.housekeeping import housekeep
 from server.inbound import pump_frames
+from server.memory import FreedMemoryReleaser
 from server.negotiation import answer_offer, new_peer_connection
 from server.session import PreparedTarget, Session
+from server.turn import IceSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +32,26 @@ class SessionRegistry:
     def __init__(self, config: ServerConfig, pipeline: ReenactmentPipeline, batcher: FrameBatcher,
                  admission: Admission) -> None:
         self._config = config
+        self._ice = IceSettings.of(config)
         self._pipeline = pipeline
         self._batcher = batcher
         self._admission = admission
         self._sessions: dict[str, Session] = {}
         self._pending = 0  # offers being negotiated, counted against the limit
         self._tasks: set[asyncio.Task] = set()
+        self._memory = FreedMemoryReleaser()
         batcher.on_session_failed = self.close
 
     def __len__(self) -> int:
         return len(self._sessions)
 
     async def housekeeping(self) -> None:
-        """Status, idle sessions, CPU samples for admission; supervised (server.supervisor)."""
-        await housekeep(self._sessions.values, self.close, self._config.session_idle_timeout_s,
-                        self._admission.sample_cpu)
+        """Status, idle sessions, CPU samples for admission, freed memory returned; supervised (server.supervisor)."""
+        await housekeep(self._sessions.values, self.close, self._config.session_idle_timeout_s, self._tick)
+
+    def _tick(self) -> None:
+        self._admission.sample_cpu()
+        self._memory.tick()
 
     def get(self, session_id: str, token: str | None) -> Session:
         session = self._sessions.get(session_id)
@@ -67,7 +74,7 @@ class SessionRegistry:
             metrics.SESSIONS_REJECTED.labels(reason=busy.reason).inc()
             raise
         self._pending += 1
-        pc = new_peer_connection(self._config.ice_servers)
+        pc = new_peer_connection(self._ice.for_server())  # fresh TURN credentials per session
         session = Session(pc, target, self._pipeline.new_driver(), size, measure)
         try:
             self._wire(session)
@@ -116,6 +123,7 @@ class SessionRegistry:
         if self._sessions.pop(session.id, None) is None:
             return  # never opened (negotiation failed): open() closes its peer connection itself
         self._batcher.remove(session)
+        self._memory.session_closed()
         metrics.SESSIONS_ACTIVE.set(len(self._sessions))
         log.info("session %s closed: %s", session.id, reason)
         session.send_closed(reason)

@@ -33,6 +33,7 @@ from server.janus import JanusClient, JanusError
 from server.negotiation import new_peer_connection
 from server.session import AvatarTrack, Session
 from server.sfu_keys import RoomKeys, room_secret
+from server.turn import IceSettings
 
 log = logging.getLogger(__name__)
 PREFIX = "marionette"
@@ -62,12 +63,12 @@ class Publisher:
 
 class JanusRooms:
     def __init__(self, client: JanusClient, key: str, room_size: int, max_rooms: int,
-                 ice_servers: tuple[str, ...], recover_s: float = 30.0, unjoined_ttl_s: float = 600.0) -> None:
+                 ice: IceSettings, recover_s: float = 30.0, unjoined_ttl_s: float = 600.0) -> None:
         self._janus = client
         self._key = key
         self._room_size = room_size
         self._max_rooms = max_rooms
-        self._ice_servers = ice_servers
+        self._ice = ice
         self._unjoined_ttl_s = unjoined_ttl_s
         self._control: int | None = None  # handle for the synchronous requests
         self._local: dict[str, dict[str, Publisher]] = {}  # room token -> participants joined here
@@ -187,7 +188,7 @@ class JanusRooms:
             "request": "join", "ptype": "publisher", "room": keys.number, "pin": keys.pin,
             "id": publisher.feed, "display": publisher.display()})
         publisher.private_id = joined.get("private_id")
-        pc = publisher.pc = new_peer_connection(self._ice_servers)
+        pc = publisher.pc = new_peer_connection(self._ice.for_server())  # the same TURN as the callers, if any
         publisher.track = publisher.session.feed.subscribe()  # the avatar, never the camera
         pc.addTransceiver(publisher.track, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())

@@ -1,4 +1,4 @@
-"""Uploads in progress per client address: each one decodes photos and takes the model thread to prepare
+"""Uploads in progress per client address: each one decodes photos and takes the preparation thread to prepare
 them, so one client may not run many at once (HTTP 429)."""
 
 from __future__ import annotations

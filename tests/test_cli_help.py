@@ -10,7 +10,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 COMMANDS = [
-    "server", "loadtest", "loadtest.soak", "loadtest.room_bench", "models.reenact", "models.asset_fetch",
+    "server", "server.selfsigned", "loadtest", "loadtest.soak", "loadtest.room_bench", "models.reenact",
+    "models.asset_fetch",
     "training.prepare", "training.train", "training.export", "training.fit_landmarks", "training.fit_mapping",
     "evaluation.evaluate", "evaluation.motion", "evaluation.facemesh", "evaluation.few_shot",
     "evaluation.sample_strip", "evaluation.pipeline_bench", "evaluation.bench_facemesh",

@@ -31,6 +31,8 @@ PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus.yml"
 TURN_CONFIG = REPO_ROOT / "deploy" / "turnserver.conf"
 JANUS_DIR = REPO_ROOT / "deploy" / "janus"
 KUBERNETES_JANUS = REPO_ROOT / "deploy" / "kubernetes" / "janus.yaml"
+PROXY_DIR = REPO_ROOT / "deploy" / "proxy"
+COTURN_DOCKERFILE = REPO_ROOT / "deploy" / "coturn" / "Dockerfile"
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -159,7 +161,7 @@ def test_prometheus_scrapes_the_image_port() -> None:
 
 def test_kubernetes_deployment_uses_a_gpu_probes_and_the_image_user() -> None:
     documents = {doc["kind"]: doc for doc in load_yaml_documents(KUBERNETES)}
-    assert set(documents) == {"ConfigMap", "Deployment", "Service"}
+    assert set(documents) == {"ConfigMap", "Deployment", "Service", "Ingress"}
     pod = documents["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     port = parse_config(image_command()[3:]).port
@@ -172,7 +174,8 @@ def test_kubernetes_deployment_uses_a_gpu_probes_and_the_image_user() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert str(pod["securityContext"]["runAsUser"]) == uid
 
-    # The ConfigMap replaces the demo page's config.js (browsers' TURN settings).
+    # The ConfigMap replaces the demo page's config.js (deployment settings; no TURN password: those come from
+    # /api/ice-servers).
     (mount,) = container["volumeMounts"]
     assert mount["mountPath"] == "/app/client_web/config.js" and mount["subPath"] == "config.js"
     assert (REPO_ROOT / "client_web" / "config.js").exists()
@@ -196,13 +199,111 @@ def test_page_config_scripts_are_valid_javascript(tmp_path: Path) -> None:
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
 
 
-def test_turn_example_matches_the_page_config_example() -> None:
+def test_turn_uses_time_limited_credentials_everywhere() -> None:
+    """coturn checks the server's REST-API credentials (use-auth-secret); no static password is left anywhere."""
     text = TURN_CONFIG.read_text()
-    port = re.search(r"^listening-port=(\d+)", text, re.M).group(1)
-    user, password = re.search(r"^user=([^:\s]+):(\S+)", text, re.M).groups()
-    configmap = KUBERNETES.read_text()
-    assert f":{port}" in configmap and f'username: "{user}"' in configmap and f'credential: "{password}"' in configmap
+    assert re.search(r"^use-auth-secret\s*$", text, re.M)
+    assert not re.search(r"^(user|lt-cred-mech|static-auth-secret)\b", text, re.M)  # the secret is never in a file
     assert re.search(r"^min-port=\d+", text, re.M) and re.search(r"^max-port=\d+", text, re.M)
+    assert re.search(r"^denied-peer-ip=0\.0\.0\.0-255\.255\.255\.255", text, re.M)  # relays to the servers only
+    port = re.search(r"^listening-port=(\d+)", text, re.M).group(1)
+
+    configmap = next(doc for doc in load_yaml_documents(KUBERNETES) if doc["kind"] == "ConfigMap")
+    for page_config in (configmap["data"]["config.js"], (REPO_ROOT / "client_web" / "config.js").read_text()):
+        assert not re.search(r"credential\s*:", page_config)  # no TURN password in what every visitor reads
+    deployment = next(doc for doc in load_yaml_documents(KUBERNETES) if doc["kind"] == "Deployment")
+    env = {item["name"]: item for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert f":{port}" in env[f"{ENV_PREFIX}TURN_URLS"]["value"]
+    assert "secretKeyRef" in env[f"{ENV_PREFIX}TURN_SECRET"]["valueFrom"]  # from a Secret, not the manifest
+    parse_config(["--turn-urls", env[f"{ENV_PREFIX}TURN_URLS"]["value"], "--turn-secret", "x"])  # valid URLs
+
+
+@pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn is not installed (scripts/setup.sh --dev)")
+def test_turn_config_runs_in_coturn_and_takes_the_servers_credentials(tmp_path: Path) -> None:
+    """The example config in Debian's coturn (loopback addresses and a free port swapped in): credentials from
+    server.turn are accepted, ones made with another secret are refused."""
+    import asyncio
+
+    from aioice.stun import TransactionFailed
+    from aioice.turn import create_turn_endpoint
+
+    from server.turn import turn_credential
+    from tests.coturn import running_coturn
+
+    async def allocate(port: int, username: str, password: str) -> None:
+        transport, _ = await asyncio.wait_for(create_turn_endpoint(
+            asyncio.DatagramProtocol, ("127.0.0.1", port), username, password), 10)
+        transport.close()
+
+    with running_coturn(tmp_path, secret="deploy-test", config=TURN_CONFIG) as turn:
+        good = turn_credential(turn.secret, 600)
+        asyncio.run(allocate(turn.port, good.username, good.credential))
+        bad = turn_credential("not-the-secret", 600)
+        with pytest.raises(TransactionFailed, match="401"):
+            asyncio.run(allocate(turn.port, bad.username, bad.credential))
+
+
+# ---- https: compose proxy, Kubernetes Ingress -------------------------------------------------------------
+
+
+def debian_image_installs(dockerfile: Path, package: str) -> bool:
+    text = dockerfile.read_text()
+    return bool(re.search(r"^FROM debian:\S+", text, re.M)) and bool(
+        re.search(rf"apt-get install[^\n]*\b{package}\b", text))
+
+
+def test_compose_puts_an_https_proxy_and_coturn_in_front_of_the_server() -> None:
+    (compose,) = load_yaml_documents(COMPOSE)
+    services = compose["services"]
+    server = services["marionette"]
+    command = server["command"]
+    assert command[:3] == image_command()[:3]
+    config = parse_config(command[3:])
+    assert config.host == "127.0.0.1"  # reachable only through the proxy
+    port = config.port
+
+    proxy = services["proxy"]
+    assert proxy["build"] == "./deploy/proxy" and proxy["network_mode"] == "host"
+    assert debian_image_installs(PROXY_DIR / "Dockerfile", "caddy")
+    caddyfile = (PROXY_DIR / "Caddyfile").read_text()
+    assert re.search(rf"^\s*reverse_proxy 127\.0\.0\.1:{port}\s*$", caddyfile, re.M)
+    assert "{$PUBLIC_NAME" in caddyfile and "PUBLIC_NAME" in proxy["environment"]
+    caddy = shutil.which("caddy")
+    if caddy:  # Debian's caddy, when installed: the file parses and validates
+        subprocess.run([caddy, "adapt", "--config", str(PROXY_DIR / "Caddyfile"), "--adapter", "caddyfile",
+                        "--validate"], check=True, capture_output=True, env={"PUBLIC_NAME": "avatar.test",
+                                                                               "HOME": str(REPO_ROOT)})
+
+    coturn = services["coturn"]
+    assert coturn["network_mode"] == "host"
+    assert (REPO_ROOT / coturn["build"]["context"] / coturn["build"]["dockerfile"]) == COTURN_DOCKERFILE
+    assert debian_image_installs(COTURN_DOCKERFILE, "coturn")
+    assert "COPY turnserver.conf /etc/turnserver.conf" in COTURN_DOCKERFILE.read_text()
+    assert "turnserver.conf" in COTURN_DOCKERFILE.read_text() and TURN_CONFIG.exists()
+    # One secret, from the same variable, for coturn and the server.
+    secret_flags = [arg for arg in coturn["command"] if arg.startswith("--static-auth-secret=")]
+    assert secret_flags and f"${{{ENV_PREFIX}TURN_SECRET" in secret_flags[0]
+    assert server["environment"][f"{ENV_PREFIX}TURN_SECRET"].startswith(f"${{{ENV_PREFIX}TURN_SECRET")
+    turn_port = re.search(r"^listening-port=(\d+)", TURN_CONFIG.read_text(), re.M).group(1)
+    assert f":{turn_port}" in server["environment"][f"{ENV_PREFIX}TURN_URLS"]
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert "certs" in ignored  # private keys never go into the image
+
+
+def test_kubernetes_ingress_terminates_tls_for_the_service() -> None:
+    documents = {doc["kind"]: doc for doc in load_yaml_documents(KUBERNETES)}
+    ingress = documents["Ingress"]
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"
+    assert "cert-manager.io/cluster-issuer" in ingress["metadata"]["annotations"]
+    (tls,) = ingress["spec"]["tls"]
+    assert tls["secretName"]
+    (rule,) = ingress["spec"]["rules"]
+    assert tls["hosts"] == [rule["host"]]  # the certificate covers the host that is served
+    (path,) = rule["http"]["paths"]
+    backend = path["backend"]["service"]
+    service = documents["Service"]
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
 
 
 # ---- Janus (avatar rooms through an SFU) --------------------------------------------------------------

@@ -67,9 +67,12 @@ def test_rules_and_bounds_name_the_flag(capsys) -> None:
 def test_info_shows_every_option_but_private_ones_and_paths_by_name(tmp_path: Path) -> None:
     weights = tmp_path / "generator.pt"
     weights.write_bytes(b"")
-    shown = info(ServerConfig(ice_servers=("turn:user:secret@host:3478",), weights=weights, sfu_secret="s3cret"))
-    private = {"ice_servers", "sfu_url", "sfu_secret"}  # credentials, and Janus's internal address
-    assert not private & set(shown) and "s3cret" not in str(shown) and shown["weights"] == "generator.pt"
+    shown = info(ServerConfig(ice_servers=("turn:user:secret@host:3478",), weights=weights,
+                              turn_urls=("turn:host:3478",), turn_secret="shared-with-coturn", sfu_secret="s3cret"))
+    assert "ice_servers" not in shown and shown["weights"] == "generator.pt"
+    assert "turn_secret" not in shown and shown["turn_urls"] == ["turn:host:3478"]
+    private = {"ice_servers", "turn_secret", "sfu_url", "sfu_secret"}  # credentials, and Janus's internal address
+    assert not private & set(shown) and "s3cret" not in str(shown)
     assert set(shown) == {opt.name for opt in options_of(ServerConfig)} - private
 
 

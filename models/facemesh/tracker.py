@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class MeshLandmarkStage:
         self.eye_net = eye_runner(config.runtime) if config.refine_eyes else None
         # Compare logits, not probabilities: sigmoid saturates in float32 far from 0.
         self.presence_logit = float(np.log(config.presence_threshold / (1 - config.presence_threshold)))
+        # The server tracks live frames and prepares target photos on two threads; torch's CPU thread count,
+        # which track() sets and restores, is process-wide, so one call at a time.
+        self._lock = threading.Lock()
 
     def track(self, frames: list[np.ndarray], states: list[MeshTrackState],
               timings: dict[str, float] | None = None) -> list[np.ndarray | None]:
@@ -76,7 +80,7 @@ class MeshLandmarkStage:
         if len(frames) != len(states):
             raise ValueError("one state per frame")
         results: list[np.ndarray | None] = [None] * len(frames)
-        with self._threads():
+        with self._lock, self._threads():
             for batch in _rounds(states):
                 found = self._track_batch([frames[i] for i in batch], [states[i] for i in batch], timings)
                 for index, points in zip(batch, found, strict=True):

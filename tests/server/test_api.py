@@ -71,6 +71,13 @@ def test_health_targets_and_thumbnails(server: RunningServer) -> None:
         assert image.format == "JPEG" and image.size == (256, 256)
 
 
+def test_ice_servers_without_stun_or_turn_is_an_empty_list(server: RunningServer) -> None:
+    # No --ice-servers, no --turn-urls: host candidates only, and nothing cached (TURN credentials expire).
+    with urllib.request.urlopen(server.url + "/api/ice-servers", timeout=10) as response:
+        assert json.loads(response.read()) == {"iceServers": []}
+        assert response.headers["Cache-Control"] == "no-store"
+
+
 @pytest.mark.parametrize(("payload", "status", "words"), [
     ("not json", 400, "not valid JSON"),
     ([1, 2], 400, "JSON object"),

@@ -64,12 +64,20 @@ def _identified(call: SyntheticPeer) -> list[tuple[int, np.ndarray]]:
     return [(frame_id, image) for frame_id, image in call.stats.kept_frames if frame_id is not None]
 
 
+def _spread(frames: list[tuple[int, np.ndarray]], count: int) -> list[tuple[int, np.ndarray]]:
+    """`count` frames evenly over the clip, however many arrived: a loaded machine drops frames (the batcher
+    keeps the newest), which must not change how many a quality check looks at."""
+    if len(frames) <= count:
+        return frames
+    return [frames[i] for i in np.linspace(0, len(frames) - 1, count).astype(int)]
+
+
 def test_avatar_keeps_target_identity(call: SyntheticPeer, talking_face_clip: list[np.ndarray]) -> None:
     target_photo = cv2.cvtColor(cv2.imread(str(gallery()[0].path)), cv2.COLOR_BGR2RGB)
     target_embedding = face_embedding(target_photo)
     assert target_embedding is not None
     closer_to_target = checked = faceless = 0
-    for frame_id, image in _identified(call)[10::40]:
+    for frame_id, image in _spread(_identified(call)[10:], 12):
         output = face_embedding(image)
         driver = face_embedding(_driver_frame(talking_face_clip, frame_id))
         if output is None:
@@ -86,7 +94,7 @@ def test_avatar_keeps_target_identity(call: SyntheticPeer, talking_face_clip: li
 
 def test_avatar_mouth_follows_driver(call: SyntheticPeer, talking_face_clip: list[np.ndarray]) -> None:
     driver_mouth, avatar_mouth = [], []
-    for frame_id, image in _identified(call)[::3]:
+    for frame_id, image in _spread(_identified(call), 150):
         avatar = detect_landmarks(image)
         driver = detect_landmarks(_driver_frame(talking_face_clip, frame_id))
         if avatar is None or driver is None:
