@@ -36,6 +36,22 @@ def embedding_of(path: Path) -> np.ndarray:
     return embedding
 
 
+def assert_tile_shows(frames: list[tuple[float, np.ndarray | None]], viewer_name: str, shown_name: str,
+                      target_embeddings: dict[str, np.ndarray], driver_embedding: np.ndarray) -> None:
+    """A tile plays and shows the target its sender chose (closest of all targets, closer than the driver)."""
+    assert len(frames) >= 20, f"{viewer_name} got {len(frames)} frames of {shown_name}"
+    checked = 0
+    for _, image in [f for f in frames if f[1] is not None][10::10]:
+        embedding = face_embedding(image)
+        if embedding is None:
+            continue
+        checked += 1
+        similarities = {n: cosine_similarity(embedding, e) for n, e in target_embeddings.items()}
+        assert max(similarities, key=similarities.get) == shown_name
+        assert similarities[shown_name] > cosine_similarity(embedding, driver_embedding)
+    assert checked >= 2
+
+
 def metric(server: RunningServer, name: str) -> float:
     with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
         for line in response.read().decode().splitlines():
@@ -85,18 +101,8 @@ def test_three_participants_see_each_others_avatars(server: RunningServer, talki
                     continue
                 mid = viewer.stats.tile_of(shown_name)
                 assert mid is not None, f"{viewer_name} has no tile for {shown_name}"
-                frames = viewer.stats.tile_frames.get(mid, [])
-                assert len(frames) >= 20, f"{viewer_name} got {len(frames)} frames of {shown_name}"
-                checked = 0
-                for _, image in [f for f in frames if f[1] is not None][10::10]:
-                    embedding = face_embedding(image)
-                    if embedding is None:
-                        continue
-                    checked += 1
-                    similarities = {n: cosine_similarity(embedding, e) for n, e in target_embeddings.items()}
-                    assert max(similarities, key=similarities.get) == shown_name
-                    assert similarities[shown_name] > cosine_similarity(embedding, driver_embedding)
-                assert checked >= 2
+                assert_tile_shows(viewer.stats.tile_frames.get(mid, []), viewer_name, shown_name,
+                                  target_embeddings, driver_embedding)
 
         # Cat leaves: the others' tile for her stops within a second or two, the roster drops her.
         cat_tile_at_ann = peers["ann"].stats.tile_of("cat")
