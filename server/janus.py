@@ -7,6 +7,10 @@ their answer arrives on the long-poll with the same transaction. Events with no 
 
 When Janus stops answering or forgets our session (it restarted), `on_lost` runs once and the client
 starts a fresh Janus session on the next request.
+
+A live client sends a `keepalive` every few seconds besides its long poll, so Janus's `session_timeout`
+can be short: when a server process dies, Janus drops its session, and with it that server's feeds from
+the rooms, within that timeout (deploy/janus/janus.jcfg).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ class JanusError(Exception):
 
 
 class JanusClient:
-    def __init__(self, url: str, api_secret: str | None, request_timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, api_secret: str | None, request_timeout_s: float = 10.0,
+                 keepalive_s: float = 5.0) -> None:
         self.url = url.rstrip("/")
         self._secret = api_secret
         self._timeout = request_timeout_s
@@ -44,6 +49,8 @@ class JanusClient:
         self._session_id: int | None = None
         self._session_lock = asyncio.Lock()
         self._poll_task: asyncio.Task | None = None
+        self._keepalive_s = keepalive_s
+        self._keepalive_task: asyncio.Task | None = None
         self._pending: dict[str, asyncio.Future[dict]] = {}
         self._listeners: dict[int, EventListener] = {}
         self.on_lost: list[Callable[[str], None]] = []  # called with the reason when the Janus session dies
@@ -88,6 +95,7 @@ class JanusClient:
                 reply = await self._post("", {"janus": "create"})
                 self._session_id = int(reply["data"]["id"])
                 self._poll_task = asyncio.create_task(self._poll(self._session_id))
+                self._keepalive_task = asyncio.create_task(self._keepalive(self._session_id))
                 log.info("Janus session %d on %s", self._session_id, self.url)
             return self._session_id
 
@@ -133,7 +141,8 @@ class JanusClient:
         return _plugin_data(event), event.get("jsep")
 
     async def _poll(self, session: int) -> None:
-        """Long-poll: Janus holds each GET up to 30 s (then answers a keepalive), which also keeps the session."""
+        """Long-poll: Janus holds each GET up to 30 s (then answers a keepalive). A waiting GET does not count
+        as activity for Janus 1.1's session timeout (a poll-only session timed out at 15 s): _keepalive does."""
         params = {"maxev": "10"}
         if self._secret:
             params["apisecret"] = self._secret
@@ -156,6 +165,16 @@ class JanusClient:
             for event in events if isinstance(events, list) else [events]:
                 if isinstance(event, dict):  # an empty body (Janus going away) parses as None
                     self._dispatch(event)
+
+    async def _keepalive(self, session: int) -> None:
+        """Janus times a session out after `session_timeout` without a request on it, and a long poll that
+        waits for events is not one: say we are alive well within any timeout we ship (15 s)."""
+        while self._session_id == session:
+            await asyncio.sleep(self._keepalive_s)
+            if self._session_id != session:
+                return
+            with contextlib.suppress(JanusError):  # 458 drops the session in _post; no answer: the poll decides
+                await self._post(f"/{session}", {"janus": "keepalive"})
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         if event.get("janus") == "error" and event.get("error", {}).get("code") == NO_SUCH_SESSION:
@@ -200,10 +219,11 @@ class JanusClient:
         if session is not None:
             with contextlib.suppress(JanusError):
                 await self._post(f"/{session}", {"janus": "destroy"})
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poll_task
+        for task in (self._poll_task, self._keepalive_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._http is not None:
             await self._http.close()
 

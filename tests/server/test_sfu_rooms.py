@@ -1,13 +1,16 @@
 """Avatar rooms through a real Janus (--sfu janus): one Janus, two server processes, aiortc participants.
 
 Janus is Debian's package started here with the project's config (deploy/janus) on free ports; one Janus
-and the two servers serve the whole module (the restart test goes last: it restarts that Janus).
+and the two servers serve the whole module (the crash test adds a third server of its own and kills it;
+the restart test goes last: it restarts that Janus).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -38,12 +41,15 @@ def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningJanus]:
 
 @pytest.fixture(scope="module")
 def servers(janus: RunningJanus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, ...]]:
-    flags = ("--generator", "warp", "--admission", "cap", "--room-size", str(ROOM_SIZE), "--sfu", "janus",
-             "--sfu-url", janus.url, "--sfu-secret", janus.secret, "--sfu-recover-s", "4",
-             "--session-idle-timeout-s", str(IDLE_TIMEOUT_S))
     tmp = tmp_path_factory.mktemp("sfu-servers")
-    with running_server(tmp, *flags) as first, running_server(tmp, *flags) as second:
+    with running_server(tmp, *server_flags(janus)) as first, running_server(tmp, *server_flags(janus)) as second:
         yield first, second
+
+
+def server_flags(janus: RunningJanus) -> tuple[str, ...]:
+    return ("--generator", "warp", "--admission", "cap", "--room-size", str(ROOM_SIZE), "--sfu", "janus",
+            "--sfu-url", janus.url, "--sfu-secret", janus.secret, "--sfu-recover-s", "4",
+            "--session-idle-timeout-s", str(IDLE_TIMEOUT_S))
 
 
 def post_json(server: RunningServer, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
@@ -226,6 +232,60 @@ async def wait_until(condition, seconds: float) -> bool:
             return False
         await asyncio.sleep(0.3)
     return True
+
+
+def test_a_crashed_server_s_participant_leaves_the_room_within_janus_s_session_timeout(
+        janus: RunningJanus, servers: tuple[RunningServer, RunningServer], talking_face_frames,
+        tmp_path: Path) -> None:
+    first, second = servers
+    session_timeout = int(re.search(r"(?m)^\s*session_timeout\s*=\s*(\d+)",
+                                    (janus.config_dir / "janus.jcfg").read_text()).group(1))
+    assert session_timeout <= 15  # the shipped config: a crash costs the room seconds, not a minute
+
+    with running_server(tmp_path, *server_flags(janus)) as doomed:
+        code, room = post_json(first, "/api/rooms", {})
+        assert code == 201
+
+        async def scenario() -> None:
+            peers = {name: SyntheticPeer(talking_face_frames[:10], PeerConfig(
+                url=server.url, room=room["room_id"], room_tiles=0, measure=False, name=name))
+                for server, name in ((first, "ann"), (second, "bob"), (doomed, "zed"))}
+            ann, bob = peers["ann"], peers["bob"]
+            try:
+                for peer in peers.values():
+                    await peer.connect()
+                assert await wait_until(lambda: all(
+                    len(viewer.stats.tile_frames.get(viewer.stats.tile_of(name) or "", [])) > 5
+                    for viewer in (ann, bob) for name in ("ann", "bob", "zed") if name != viewer.config.name), 25)
+
+                # kill -9: no hang-up, no detach; only Janus's session timeout can take zed's feed out.
+                doomed.process.send_signal(signal.SIGKILL)
+                doomed.process.wait()
+                killed = time.monotonic()
+                assert await wait_until(lambda: all(
+                    {p["name"] for p in viewer.stats.roster["participants"]} == {"ann", "bob"}
+                    for viewer in (ann, bob)), session_timeout + 8)
+                print(f"zed left both rosters {time.monotonic() - killed:.1f} s after the kill")
+                names = [json.loads(p["display"])["name"] for feeds in janus_feeds(janus).values() for p in feeds]
+                assert sorted(names) == ["ann", "bob"]  # Janus dropped zed's feed, nothing else
+                await asyncio.sleep(0.5)  # the peers drop their watch of zed's feed
+                assert metric(first, "marionette_sfu_watches") == 1 and metric(second, "marionette_sfu_watches") == 1
+
+                # ann and bob's call goes on: each still gets their own avatar and the other's tile.
+                before = [(len(p.stats.received), len(p.stats.tile_frames[p.stats.tile_of(other)]))
+                          for p, other in ((ann, "bob"), (bob, "ann"))]
+                await asyncio.sleep(1.5)
+                after = [(len(p.stats.received), len(p.stats.tile_frames[p.stats.tile_of(other)]))
+                         for p, other in ((ann, "bob"), (bob, "ann"))]
+                assert all(a[0] > b[0] and a[1] > b[1] for a, b in zip(after, before, strict=True)), (before, after)
+                assert not ann.stats.errors and not bob.stats.errors
+            finally:
+                for peer in peers.values():
+                    await peer.close()
+
+        asyncio.run(scenario())
+    for server in servers:
+        assert server.process.poll() is None and f'File "{REPO_ROOT}/server/' not in server.log()
 
 
 def test_janus_restart_republishes_then_a_long_outage_ends_rooms(
