@@ -108,6 +108,9 @@ class MeshTransfer:
         reference = eye_openness(neutral)
         if open_eyes is not None:  # the neutral face may have been calibrated squinting, never wider than open
             reference = np.maximum(reference, open_eyes)
+        # One reference for both eyes: a person's eyes open alike, and per-eye references taken from a turned or
+        # tilted first frame (0.13 vs 0.17 seen) made equally closed driver eyes close the avatar's unevenly (a wink).
+        reference = np.full(2, reference.mean())
         closing = (eye_openness(in_neutral_pose) - CLOSED_EYE) / np.maximum(reference - CLOSED_EYE, 1e-3)
         self._open_eyes_like(expressive, closing)
 

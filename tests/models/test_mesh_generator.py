@@ -92,6 +92,30 @@ def test_a_closed_driver_eye_closes_the_target_eye_whatever_its_size() -> None:
     assert (share < 0.5).all()
 
 
+def _eyes_scaled(mesh: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
+    """Each eye's lids moved toward (factor < 1) their middle; per eye, subject's right first."""
+    out = mesh.copy()
+    for (upper, lower), factor in zip(EYELIDS, factors, strict=True):
+        middle = (out[list(upper)] + out[list(lower)]) / 2
+        out[list(upper)] = middle + (out[list(upper)] - middle) * factor
+        out[list(lower)] = middle + (out[list(lower)] - middle) * factor
+    return out
+
+
+def test_equally_closed_driver_eyes_close_the_avatar_evenly_after_an_uneven_neutral() -> None:
+    # A neutral frame whose eyes measure unevenly (a tilted first frame gave 0.13 vs 0.17): the driver then
+    # half-closes both eyes to the same opening; the avatar must not wink.
+    target = synthetic_mesh()
+    base = synthetic_mesh()
+    neutral = _eyes_scaled(base, (0.75, 1.0))
+    driver = _eyes_scaled(base, (0.45, 0.45))
+    assert np.allclose(*eye_openness(driver))  # the driver's two eyes are equally open
+    gaps = np.array(_lid_gaps(MeshTransfer(target).drive(driver, neutral).points))
+    shares = gaps / np.array(_lid_gaps(target))
+    assert abs(shares[0] - shares[1]) < 0.05, shares  # per-eye references gave 0.145
+    assert (shares < 0.8).all()  # and they do close
+
+
 @functools.cache
 def _pipeline() -> ReenactmentPipeline:
     return ReenactmentPipeline(PipelineConfig(generator="mesh"))
