@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import socket
 import subprocess
@@ -26,13 +25,6 @@ class RunningTurn:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def peer_usage(self) -> list[tuple[str, int, int]]:
-        """(username, bytes received from its peer, bytes sent to its peer) of each allocation that ended
-        (coturn logs them when an allocation closes)."""
-        found = re.findall(r"peer usage: realm=<[^>]*>, username=<([^>]*)>, rp=\d+, rb=(\d+), sp=\d+, sb=(\d+)",
-                           self.log())
-        return [(user, int(received), int(sent)) for user, received, sent in found]
 
 
 def _accepts_tcp(port: int) -> bool:

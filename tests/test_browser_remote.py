@@ -106,6 +106,17 @@ def open_page(browser, url: str) -> tuple[object, list[str]]:
     return page, errors
 
 
+SELECTED_PAIR_JS = """async () => {
+  const stats = await window.marionette.pc.getStats();
+  let pair = null;
+  stats.forEach(r => {
+    if (r.type === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId);
+  });
+  const local = stats.get(pair.localCandidateId);
+  return {type: local.candidateType, url: local.url || null, sent: pair.bytesSent, received: pair.bytesReceived};
+}"""
+
+
 def call_plays(page) -> float:
     """Waits for the avatar to play and show a face; returns the page's measured avatar frame rate."""
     wait_for(page, "window.marionette.connected", timeout_s=30)
@@ -228,17 +239,13 @@ def test_relay_only_call_through_coturn(remote_browser, https_server: RunningSer
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_relay_call.png"), full_page=True)
     assert fps > 5
+    # Chromium's own count on the selected pair: its local end is an allocation on this coturn, and the call's
+    # media went through it both ways. (coturn logs its byte counts only when an allocation is released, which
+    # Chromium does not always do at page close: waiting for that log failed 1 CI run in 9.)
+    relayed = page.evaluate(SELECTED_PAIR_JS)
+    print(f"relay-only call: {relayed}")
+    assert relayed["type"] == "relay" and f":{turn.port}" in (relayed["url"] or ""), relayed
+    assert relayed["sent"] > 100_000 and relayed["received"] > 50_000, relayed  # camera out, avatar back
     hang_up(page, https_server)
     assert errors == []
-    page.close()  # Chromium releases its TURN allocations; coturn then logs what each relayed
-    # coturn's own count: the page's allocation carried the call both ways (camera out, avatar back). Chromium
-    # allocates once per local address and releases them when the page closes; coturn logs each one then.
-    started = time.monotonic()
-    while not (used := [(received, sent) for user, received, sent in turn.peer_usage()
-                        if not user.endswith(":marionette-server") and received > 100_000]):
-        assert time.monotonic() < started + 30, turn.log()[-3000:]
-        time.sleep(0.2)
-    (from_server, to_server), = used
-    print(f"after {time.monotonic() - started:.1f} s: coturn relayed {to_server} bytes to the server and "
-          f"{from_server} bytes back")
-    assert to_server > 100_000
+    page.close()
