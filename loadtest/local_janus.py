@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.local_server import REPO_ROOT, free_port
+from loadtest.local_server import REPO_ROOT, free_port, stop_process
 
 CONFIG_DIR = REPO_ROOT / "deploy" / "janus"
 
@@ -52,13 +52,7 @@ class RunningJanus:
             self.request({"janus": "destroy"}, f"/{session}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def start(self, timeout: float = 20.0) -> None:
         """(Re)start Janus on the same port and secret, and wait until its API answers."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.local_server import free_port
+from loadtest.local_server import free_port, stop_process
 
 TURNSERVER = shutil.which("turnserver")
 
@@ -66,9 +66,4 @@ def running_coturn(tmp_dir: Path, secret: str = "test-secret", config: Path | No
             time.sleep(0.1)
         yield turn
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
