@@ -44,6 +44,8 @@ class ServerConfig(PipelineConfig):
     max_wait_ms: float = option(4.0, "wait at most this long for more frames to fill a batch", low=0)
     session_idle_timeout_s: float = option(10.0, "close a session that sent no video and no ping for this long",
                                            low=0)
+    max_session_s: float = option(4 * 3600.0, "longest a call may last; the session is then closed (TURN "
+                                  "credentials handed to a call live just past it)", low=60)
     max_upload_bytes: int = option(8 * 1024 * 1024, "largest accepted photo upload", low=1)
     max_upload_photos: int = option(8, "most photos in one upload (few-shot targets)", low=1)
     max_uploads_per_client: int = option(1, "uploads one client address may have in progress at once (each "
