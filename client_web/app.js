@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 // The status channel's protocol, as rtc/messages.py defines it for the server.
 const CHANNEL_LABEL = "status";
-const MESSAGE = { PING: "ping", STATUS: "status", ROSTER: "roster", ROOM_STATUS: "room_status",
+const MESSAGE = { STATUS: "status", ROSTER: "roster", CLOSED: "closed", ROOM_STATUS: "room_status",
                   ROOM_CLOSED: "room_closed" };
 // Deployment settings from config.js. ICE/TURN servers come from the server (/api/ice-servers, fresh TURN
 // credentials per call) unless config.js sets `iceServers` itself.
@@ -20,6 +20,7 @@ const state = {
   pc: null, channel: null, stream: null,
   sessionId: null, token: null,
   connected: false, framesDecoded: 0, fps: 0, lastStatus: null, error: null,
+  closedReason: null,  // why the server ended the call (its "closed" message)
   room: params.get("room"), roomSize: 0, roster: null, ownMid: null,
   insecure: false,  // no camera API here: the page is neither https nor localhost
   candidatePair: null,  // {local, remote, protocol}: the ICE candidate types the call uses (host/srflx/relay)
@@ -29,7 +30,6 @@ const state = {
 };
 window.marionette = state;
 
-let pingTimer = null;
 let statsTimer = null;
 let previousJitter = null;  // {delay, count} at the last stats sample: the jitter buffer figure is per interval
 
@@ -189,6 +189,7 @@ function onStatus(message) {
   let data;
   try { data = JSON.parse(message.data); } catch (_) { return; }
   if (data.type === MESSAGE.ROSTER) { showRoster(data); return; }
+  if (data.type === MESSAGE.CLOSED) { state.closedReason = data.reason; return; }
   if (data.type === MESSAGE.ROOM_CLOSED) { roomClosed(data.reason); return; }
   if (data.type === MESSAGE.ROOM_STATUS) { roomStatus(data); return; }
   if (data.type === MESSAGE.STATUS) {
@@ -204,6 +205,7 @@ async function start() {
   if (state.insecure) return;
   $("start").disabled = true;
   state.error = null;
+  state.closedReason = null;
   setBadge("connecting");
   say("Starting camera…");
   try {
@@ -230,13 +232,6 @@ async function start() {
   channel.onclose = () => {
     // Our own hang-up detaches this handler first; anything else means the server closed the session.
     if (state.pc === pc && state.sessionId) serverEnded();
-  };
-  channel.onopen = () => {
-    if (state.pc !== pc) return;  // hung up meanwhile
-    // The ping is also the server's heartbeat: a silent session is closed after ~10 s.
-    pingTimer = setInterval(() => {
-      if (channel.readyState === "open") channel.send(JSON.stringify({ type: MESSAGE.PING, t: performance.now() }));
-    }, 1000);
   };
   const own = pc.addTransceiver(state.stream.getVideoTracks()[0], { direction: "sendrecv" });
   if (state.room && !state.sfu) {
@@ -316,7 +311,8 @@ async function serverEnded() {
   state.sessionId = null;  // already gone on the server: no DELETE
   await hangUp(false);
   setBadge("error", "ended");
-  say("The server ended the call (it restarted, or heard nothing from this page for a while). Press Start to call again.", true);
+  const why = state.closedReason || "it restarted, or received no video from this page for a while";
+  say(`The server ended the call (${why}). Press Start to call again.`, true);
 }
 
 async function calibrate() {
@@ -330,7 +326,7 @@ async function calibrate() {
 async function hangUp(clearMessage = true) {
   // Detach the page from the call at once, so no late status message or stats tick repaints a call
   // that is over.
-  clearInterval(pingTimer); clearInterval(statsTimer);
+  clearInterval(statsTimer);
   const { pc, stream, channel } = state;
   const id = state.sessionId;
   const token = state.token;

@@ -43,6 +43,9 @@ class PeerConfig:
     name: str = "synthetic"
     audio: bool = False  # also send a microphone track (silence), as a browser with a mic does
     extra_video: int = 0  # more camera tracks than the one the server reads (a misbehaving client)
+    send_video: bool = True  # False: offers a camera but never sends a frame (a stalled or hostile client)
+    ping_every_s: float = 0.0  # > 0: ping over the status channel this often (the pongs land in stats.statuses)
+    source_address: str | None = None  # the local address HTTP requests come from (e.g. 127.0.0.2: another client)
 
 
 class RejectedError(Exception):
@@ -160,8 +163,14 @@ class SyntheticPeer:
 
     async def connect(self) -> None:
         started = time.perf_counter()
-        self._http = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(local_addr=(self.config.source_address, 0)) if self.config.source_address \
+            else None
+        self._http = aiohttp.ClientSession(connector=connector)
         channel = self._pc.createDataChannel(messages.CHANNEL_LABEL)
+        if self.config.ping_every_s > 0:
+            channel.on("open", lambda: self._tasks.append(asyncio.create_task(self._ping(channel))))
+        if not self.config.send_video:
+            self._driver.stop()  # the camera is offered (sendrecv) but its sender has nothing to send
 
         @channel.on("message")
         def on_message(message: str) -> None:
@@ -234,6 +243,11 @@ class SyntheticPeer:
             pass
         except Exception as error:  # a decode problem is a finding of the run, not a crash
             self.stats.errors.append(repr(error))
+
+    async def _ping(self, channel) -> None:
+        while channel.readyState == "open":
+            channel.send(json.dumps({"type": messages.PING, "t": time.perf_counter()}))
+            await asyncio.sleep(self.config.ping_every_s)
 
     def stop_camera(self) -> None:
         """Stop sending video but keep the connection (a frozen or unplugged camera)."""

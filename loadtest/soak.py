@@ -92,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-every", type=int, default=100, help="record fds, threads and RSS every N cycles")
     parser.add_argument("--overload-peers", type=int, default=16,
                         help="peers at once in an overload round (twice the server's --max-sessions 8)")
-    parser.add_argument("--idle-timeout-s", type=float, default=3.0, help="the server's --session-idle-timeout-s")
+    parser.add_argument("--idle-timeout-s", type=float, default=3.0, help="the server's --video-idle-timeout-s")
     parser.add_argument("--server-flag", action="append", default=[], help="more server flags (repeatable)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    flags = ["--generator", "passthrough", "--max-sessions", "8", "--session-idle-timeout-s",
+    flags = ["--generator", "passthrough", "--max-sessions", "8", "--video-idle-timeout-s",
              str(args.idle_timeout_s), *args.server_flag]
     with tempfile.TemporaryDirectory() as log_dir, running_server(Path(log_dir), *flags) as server:
         before = process_facts(server)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 CHANNEL_LABEL = "status"  # the channel the caller creates before its offer
 
-PING = "ping"  # caller -> server: {"type": "ping", "t": <caller clock>}; also keeps the session alive
+PING = "ping"  # caller -> server: {"type": "ping", "t": <caller clock>} (it does not keep a session open: video does)
 PONG = "pong"  # server -> caller: {"type": "pong", "t": <the ping's t>}
 STATUS = "status"  # server -> caller, twice a second: face found, fps, server time, target, counters
 ROSTER = "roster"  # server -> room participant: who is shown in which tile (by transceiver mid)

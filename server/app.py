@@ -74,6 +74,11 @@ async def _json_body(request: web.Request) -> dict:
     return await json_body(request, request.app[CONFIG].max_json_bytes)
 
 
+def _client(request: web.Request) -> str:
+    """The caller's address for per-client limits (behind a trusted proxy: the one it forwarded)."""
+    return client_address(request, request.app[CONFIG].trust_forwarded_for)
+
+
 def _bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     return header[7:].strip() if header.startswith("Bearer ") else None
@@ -111,7 +116,8 @@ def _answer(request: web.Request, session: Session, answer_sdp: str) -> dict:
 
 async def offer(request: web.Request) -> web.Response:
     parsed = await _parse_offer(request, await _json_body(request))
-    session, answer_sdp = await request.app[REGISTRY].open(parsed.sdp, parsed.target, parsed.size, parsed.measure)
+    session, answer_sdp = await request.app[REGISTRY].open(parsed.sdp, parsed.target, parsed.size, parsed.measure,
+                                                           _client(request))
     return web.json_response(_answer(request, session, answer_sdp))
 
 
@@ -142,7 +148,7 @@ async def join_room(request: web.Request) -> web.Response:
 
     with rooms.reserve_place(room):  # held while negotiating, so concurrent joins cannot overfill
         session, answer_sdp = await request.app[REGISTRY].open(
-            parsed.sdp, parsed.target, parsed.size, parsed.measure, before_answer=add_tiles)
+            parsed.sdp, parsed.target, parsed.size, parsed.measure, _client(request), before_answer=add_tiles)
         participant = rooms.join(room, session, name, tiles)
     return web.json_response({**_answer(request, session, answer_sdp), "room_id": room.id,
                               "participant_id": participant.id, "tiles": len(tiles)})
@@ -158,7 +164,8 @@ async def _join_sfu_room(request: web.Request) -> web.Response:
     await sfu.check_place(token)
     with sfu.reserve(token):
         registry = request.app[REGISTRY]
-        session, answer_sdp = await registry.open(parsed.sdp, parsed.target, parsed.size, parsed.measure)
+        session, answer_sdp = await registry.open(parsed.sdp, parsed.target, parsed.size, parsed.measure,
+                                                  _client(request))
         try:
             publisher = await sfu.join(token, session, name)
         except BaseException:
@@ -267,7 +274,7 @@ async def _upload_target(request: web.Request, config: ServerConfig) -> web.Resp
 async def healthz(request: web.Request) -> web.Response:
     app = request.app
     status, body = health(app[BATCHER], app[SUPERVISOR], len(app[REGISTRY]), app[CONFIG].stuck_after_s)
-    return web.json_response({**body, "admission": app[ADMISSION].budget(len(app[REGISTRY])).as_dict()},
+    return web.json_response({**body, "admission": app[ADMISSION].budget(app[REGISTRY].input_rates()).as_dict()},
                              status=status)
 
 

@@ -42,10 +42,14 @@ class ServerConfig(PipelineConfig):
     max_json_bytes: int = option(64 * 1024, "largest JSON request body (an SDP offer is a few KB)", low=1024)
     max_batch: int = option(16, "largest cross-session batch per model call", low=1)
     max_wait_ms: float = option(4.0, "wait at most this long for more frames to fill a batch", low=0)
-    session_idle_timeout_s: float = option(10.0, "close a session that sent no video and no ping for this long",
-                                           low=0)
+    video_idle_timeout_s: float = option(5.0, "close a session whose camera sent no video for this long (counted "
+                                         "from set-up until the first frame); pings do not keep it open", low=1)
     max_session_s: float = option(4 * 3600.0, "longest a call may last; the session is then closed (TURN "
                                   "credentials handed to a call live just past it)", low=60)
+    max_sessions_per_client: int = option(2, "sessions (calls and room joins) one client address may have open "
+                                          "at once; more get HTTP 429", low=1)
+    max_offers_per_minute: int = option(12, "offers and room joins one client address may start in any 60 s; "
+                                        "more get HTTP 429", low=1)
     max_upload_bytes: int = option(8 * 1024 * 1024, "largest accepted photo upload", low=1)
     max_upload_photos: int = option(8, "most photos in one upload (few-shot targets)", low=1)
     max_uploads_per_client: int = option(1, "uploads one client address may have in progress at once (each "

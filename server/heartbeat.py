@@ -1,4 +1,6 @@
-"""The status data channel from the caller's side: any message keeps the session alive, a ping gets a pong."""
+"""The status data channel from the caller's side: a ping gets a pong. Messages do not keep a session alive
+(only its camera's video does, server.housekeeping): else a peer that pings but sends no video holds a place
+for ever."""
 
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ def serve_status_channel(session: Session, channel: RTCDataChannel) -> None:
 
     @channel.on("message")
     def on_message(message: str | bytes) -> None:
-        session.touch()
         try:
             data = json.loads(message)
         except (TypeError, ValueError):

@@ -14,8 +14,7 @@ async def pump_frames(session: Session, track: MediaStreamTrack, batcher: FrameB
     try:
         while True:
             frame = await track.recv()
-            session.touch()
-            session.frames_in += 1
+            session.frame_received()
             metrics.FRAMES_IN.inc()
             if session.slot.put(frame):
                 session.frames_dropped += 1

@@ -1,4 +1,4 @@
-"""The open sessions: limits, opening (server.negotiation), closing, lookup by id and token.
+"""The open sessions: limits (admission, per client), opening (server.negotiation), closing, lookup by id and token.
 
 The jobs around a session live beside it: negotiation, the inbound frame pump (server.inbound), the status
 channel's ping/pong (server.heartbeat) and housekeeping (server.housekeeping)."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 
 from aiortc.mediastreams import MediaStreamTrack
@@ -15,10 +16,11 @@ from models.pipeline import ReenactmentPipeline
 from server import metrics
 from server.admission import Admission, BusyError
 from server.batcher import FrameBatcher
+from server.client_limits import ClientLimits
 from server.config import ServerConfig
 from server.errors import ApiError
 from server.heartbeat import serve_status_channel
-from server.housekeeping import housekeep
+from server.housekeeping import SessionLimits, housekeep
 from server.inbound import pump_frames
 from server.memory import FreedMemoryReleaser
 from server.negotiation import answer_offer, new_peer_connection
@@ -36,6 +38,8 @@ class SessionRegistry:
         self._pipeline = pipeline
         self._batcher = batcher
         self._admission = admission
+        self._clients = ClientLimits(config.max_sessions_per_client, config.max_offers_per_minute)
+        self._limits = SessionLimits(config.video_idle_timeout_s, config.max_session_s)
         self._sessions: dict[str, Session] = {}
         self._pending = 0  # offers being negotiated, counted against the limit
         self._tasks: set[asyncio.Task] = set()
@@ -46,12 +50,19 @@ class SessionRegistry:
         return len(self._sessions)
 
     async def housekeeping(self) -> None:
-        """Status, idle sessions, CPU samples for admission, freed memory returned; supervised (server.supervisor)."""
-        await housekeep(self._sessions.values, self.close, self._config.session_idle_timeout_s, self._tick)
+        """Status, sessions without video or past their length closed, CPU samples for admission, idle clients
+        forgotten, freed memory returned; supervised (server.supervisor)."""
+        await housekeep(self._sessions.values, self.close, self._limits, self._tick)
 
     def _tick(self) -> None:
         self._admission.sample_cpu()
+        self._clients.forget_idle()
         self._memory.tick()
+
+    def input_rates(self) -> list[float | None]:
+        """Each session's measured camera frame rate (None: not measured yet, as for one being negotiated)."""
+        now = time.monotonic()
+        return [session.fps_in(now) for session in self._sessions.values()] + [None] * self._pending
 
     def get(self, session_id: str, token: str | None) -> Session:
         session = self._sessions.get(session_id)
@@ -64,18 +75,26 @@ class SessionRegistry:
         return session
 
     async def open(
-        self, offer_sdp: str, target: PreparedTarget, size: int, measure: bool,
+        self, offer_sdp: str, target: PreparedTarget, size: int, measure: bool, client: str,
         before_answer: Callable[[Session], None] | None = None,
     ) -> tuple[Session, str]:
-        """Negotiate a new session; `before_answer` may add more outbound tracks (room tiles)."""
+        """Negotiate a new session for `client` (its address); `before_answer` may add more outbound tracks
+        (room tiles)."""
         try:
-            self._admission.check(len(self._sessions) + self._pending)
+            self._clients.check(client)  # 429 before 503: one client's excess is its own, not the server's
+        except ApiError:
+            metrics.SESSIONS_REJECTED.labels(reason="client").inc()
+            raise
+        try:
+            self._admission.check(self.input_rates())
         except BusyError as busy:
             metrics.SESSIONS_REJECTED.labels(reason=busy.reason).inc()
             raise
         self._pending += 1
         pc = new_peer_connection(self._ice.for_server())  # fresh TURN credentials per session
         session = Session(pc, target, self._pipeline.new_driver(), size, measure)
+        session.client = client
+        self._clients.claim(client)
         try:
             self._wire(session)
             timeout = self._config.negotiation_timeout_s
@@ -84,10 +103,12 @@ class SessionRegistry:
             except TimeoutError as error:
                 raise ApiError(504, f"the WebRTC negotiation did not finish in {timeout:g} s") from error
         except BaseException:
+            self._clients.release(client)
             await pc.close()
             raise
         finally:
             self._pending -= 1
+        session.negotiated()
         self._sessions[session.id] = session
         self._batcher.add(session)
         metrics.SESSIONS_ACTIVE.set(len(self._sessions))
@@ -123,6 +144,7 @@ class SessionRegistry:
         if self._sessions.pop(session.id, None) is None:
             return  # never opened (negotiation failed): open() closes its peer connection itself
         self._batcher.remove(session)
+        self._clients.release(session.client)
         self._memory.session_closed()
         metrics.SESSIONS_ACTIVE.set(len(self._sessions))
         log.info("session %s closed: %s", session.id, reason)

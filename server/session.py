@@ -19,6 +19,8 @@ from models.pipeline import DriverState, TargetFace
 from rtc import messages
 from server.slots import LatestFrameSlot, OutputSlot
 
+FPS_WINDOW_S = 2.0  # the input frame rate is measured over this long
+
 
 @dataclass(frozen=True)
 class PreparedTarget:
@@ -83,8 +85,12 @@ class Session:
         self.avatar_track = self.feed.subscribe()  # the caller's own view of their avatar
         self.status_channel: RTCDataChannel | None = None
         self.receiving = False  # the camera track is being read (only one video track per caller)
+        self.client = ""  # the caller's address, for per-client limits (server.client_limits)
         self.created = time.monotonic()
-        self.last_seen = self.created
+        self.set_up = self.created  # when negotiation finished: the first frame is due from then
+        self.last_frame = self.created  # when the camera's latest frame was decoded
+        self._first_frame: float | None = None
+        self._in_times: collections.deque[float] = collections.deque(maxlen=256)  # > 2 s of a 120 fps camera
         self.frames_in = 0
         self.frames_out = 0
         self.frames_dropped = 0
@@ -106,8 +112,25 @@ class Session:
         requested, self._calibration_requested = self._calibration_requested, False
         return requested
 
-    def touch(self) -> None:
-        self.last_seen = time.monotonic()
+    def negotiated(self) -> None:
+        """The answer is out: the video-idle clock starts now, not while the offer was being negotiated."""
+        self.set_up = self.last_frame = time.monotonic()
+
+    def frame_received(self) -> None:
+        now = time.monotonic()
+        self.last_frame = now
+        if self._first_frame is None:
+            self._first_frame = now
+        self._in_times.append(now)
+        self.frames_in += 1
+
+    def fps_in(self, now: float) -> float | None:
+        """Camera frames decoded a second over the last FPS_WINDOW_S; None until that has been measured for a
+        whole window (from the first frame, or from set-up while none came)."""
+        measuring_since = self._first_frame if self._first_frame is not None else self.set_up
+        if now - measuring_since < FPS_WINDOW_S:
+            return None
+        return sum(1 for t in self._in_times if t > now - FPS_WINDOW_S) / FPS_WINDOW_S
 
     def deliver(self, frame: av.VideoFrame, face_found: bool, latency_s: float) -> None:
         self.feed.publish(frame)

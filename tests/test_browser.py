@@ -212,6 +212,7 @@ def test_server_side_end_of_call_is_reported(browser, server: RunningServer) -> 
         assert response.status == 200
     message = wait_for(page, "window.marionette.error", timeout_s=10)
     assert "server ended the call" in message
+    assert "closed by the client" in message  # the reason from the server's "closed" message
     assert page.inner_text("#badge") == "ended"
     assert page.is_enabled("#start") and page.is_disabled("#hangup")
     wait_for_sessions(server, 0)

@@ -24,7 +24,7 @@ from models.assets import sample_media
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with running_server(tmp_path_factory.mktemp("api"), "--generator", "passthrough", "--max-sessions", "2",
                         "--admission", "cap",
-                        "--max-upload-bytes", "600000", "--session-idle-timeout-s", "3") as running:
+                        "--max-upload-bytes", "600000", "--video-idle-timeout-s", "3") as running:
         yield running
 
 
@@ -183,7 +183,7 @@ def test_silent_peer_is_closed_after_the_idle_timeout(server: RunningServer, tal
         while server.get_json("/healthz")["sessions"] and time.monotonic() - started < 10:
             await asyncio.sleep(0.25)
         assert server.get_json("/healthz")["sessions"] == 0
-        assert 2.5 < time.monotonic() - started < 6  # the server's --session-idle-timeout-s is 3
+        assert 2.5 < time.monotonic() - started < 6  # the server's --video-idle-timeout-s is 3
         await peer.close(hang_up=False)
 
     asyncio.run(scenario())

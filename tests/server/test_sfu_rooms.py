@@ -49,7 +49,7 @@ def servers(janus: RunningJanus, tmp_path_factory: pytest.TempPathFactory) -> It
 def server_flags(janus: RunningJanus) -> tuple[str, ...]:
     return ("--generator", "warp", "--admission", "cap", "--room-size", str(ROOM_SIZE), "--sfu", "janus",
             "--sfu-url", janus.url, "--sfu-secret", janus.secret, "--sfu-recover-s", "4",
-            "--session-idle-timeout-s", str(IDLE_TIMEOUT_S))
+            "--video-idle-timeout-s", str(IDLE_TIMEOUT_S))
 
 
 def post_json(server: RunningServer, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
