@@ -82,11 +82,9 @@ async function loadTargets() {
   targets.forEach((t) => addTargetButton(t));
 }
 
-// Which generator and landmark stage the server runs (GET /api/info), shown with the stats.
-async function loadServerInfo() {
-  const response = await fetch("/api/info");
-  if (!response.ok) return;
-  const info = await response.json();
+// Which generator and landmark stage the server runs (from the answer to the offer; /api/info is internal).
+function showServerInfo(info) {
+  if (!info) return;
   state.generator = info.generator;
   $("stat-generator").textContent = `${info.generator} (${info.landmarks} landmarks, ${info.device})`;
 }
@@ -295,6 +293,7 @@ async function start() {
     }
     state.sessionId = answer.session_id;
     state.token = answer.token;
+    showServerInfo(answer.server);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
   } catch (error) {
     if (state.pc !== pc) return;  // hung up meanwhile: that is not an error
@@ -318,7 +317,8 @@ async function serverEnded() {
 async function calibrate() {
   if (!state.sessionId) return;
   const response = await fetch(`/api/sessions/${state.sessionId}/calibrate`, {
-    method: "POST", headers: { Authorization: `Bearer ${state.token}` },
+    method: "POST", body: "{}",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${state.token}` },
   });
   say(response.ok ? "Calibrated: this is your neutral face now." : `Calibration failed: ${await errorText(response)}`, !response.ok);
 }
@@ -488,7 +488,10 @@ function enterRoom(room) {
 }
 
 async function createRoom() {
-  const response = await fetch("/api/rooms", { method: "POST" });
+  // JSON, like every API call that changes state (the server refuses other types: see its cross-site checks).
+  const response = await fetch("/api/rooms", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+  });
   if (!response.ok) { say(`Could not create a room: ${await errorText(response)}`, true); return; }
   enterRoom(await response.json());
   say("Room created. Share the link, then press Join room.");
@@ -585,7 +588,9 @@ $("upload").addEventListener("change", (event) => { uploadPhotos([...event.targe
 window.addEventListener("beforeunload", () => { if (state.sessionId) hangUp(false); });
 
 const secure = checkSecureContext();
-Promise.all([loadTargets(), loadServerInfo(), state.room ? loadRoom() : null]).then(() => {
+// A link never starts the camera or a call by itself (a page elsewhere could send people to one): a room link
+// only fills in the room, and the call starts with a click on Join room.
+Promise.all([loadTargets(), state.room ? loadRoom() : null]).then(() => {
   if (params.get("name")) $("name").value = params.get("name");
-  if (params.get("autostart") === "1" && secure) start();
+  if (secure && state.room) $("start").focus();
 });

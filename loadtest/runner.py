@@ -114,7 +114,7 @@ async def run(config: LoadTestConfig, url: str, frames: list[np.ndarray]) -> Run
             result = RunResult(url, await response.json())
         room = None
         if config.room:
-            async with http.post(f"{url}/api/rooms") as response:
+            async with http.post(f"{url}/api/rooms", json={}) as response:  # JSON, as the server requires
                 response.raise_for_status()
                 room = await response.json()
         crowd = _Crowd(config, url, frames, room)

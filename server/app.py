@@ -21,11 +21,14 @@ from server.batcher import BatcherConfig, FrameBatcher
 from server.config import ServerConfig
 from server.errors import ApiError
 from server.health import health
-from server.http_input import client_address, json_body
+from server.http_input import client_address, json_body, require_json
 from server.janus import JanusClient, JanusError
+from server.origin_guard import ServedHosts, origin_guard
 from server.photos import decode_photo
 from server.registry import SessionRegistry
+from server.room_quota import UnjoinedRoomQuota
 from server.rooms import RoomRegistry, TileTrack, clean_name
+from server.security_headers import add_security_headers
 from server.session import PreparedTarget, Session
 from server.sfu_rooms import JanusRooms
 from server.supervisor import Supervisor
@@ -48,6 +51,11 @@ ADMISSION = web.AppKey("admission", Admission)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 UPLOADS = web.AppKey("uploads", UploadLimiter)
 ICE = web.AppKey("ice", IceSettings)
+ROOM_QUOTA = web.AppKey("room_quota", UnjoinedRoomQuota)
+# Read-only and internal: the proxies in deploy/ do not route them, and the Host check lets probes
+# (Kubernetes names the pod by IP, Prometheus by its target) reach the first two under any name.
+PROBE_PATHS = ("/healthz", "/metrics")
+INTERNAL_PATHS = (*PROBE_PATHS, "/api/info")
 
 
 @web.middleware
@@ -110,8 +118,11 @@ async def _parse_offer(request: web.Request, body: dict) -> OfferRequest:
 
 
 def _answer(request: web.Request, session: Session, answer_sdp: str) -> dict:
+    config = request.app[CONFIG]
+    # What the demo page shows with its stats (/api/info is internal: the proxies do not route it).
+    server = {"generator": config.generator, "landmarks": config.landmarks, "device": resolve_device(config.device)}
     return {"sdp": answer_sdp, "type": "answer", "session_id": session.id, "token": session.token,
-            "target": request.app[TARGETS].describe(session.target)}
+            "target": request.app[TARGETS].describe(session.target), "server": server}
 
 
 async def offer(request: web.Request) -> web.Response:
@@ -122,9 +133,12 @@ async def offer(request: web.Request) -> web.Response:
 
 
 async def create_room(request: web.Request) -> web.Response:
-    if SFU in request.app:
-        return web.json_response(await request.app[SFU].create(), status=201)
-    return web.json_response(request.app[ROOMS].create().describe(), status=201)
+    require_json(request)  # no body, but the header keeps a cross-site page to a CORS preflight
+    client = client_address(request, request.app[CONFIG].trust_forwarded_for)
+    with request.app[ROOM_QUOTA].creating(client) as created:
+        room = await request.app[SFU].create() if SFU in request.app else request.app[ROOMS].create().describe()
+        created(room["room_id"])
+    return web.json_response(room, status=201)
 
 
 async def get_room(request: web.Request) -> web.Response:
@@ -150,6 +164,7 @@ async def join_room(request: web.Request) -> web.Response:
         session, answer_sdp = await request.app[REGISTRY].open(
             parsed.sdp, parsed.target, parsed.size, parsed.measure, _client(request), before_answer=add_tiles)
         participant = rooms.join(room, session, name, tiles)
+    request.app[ROOM_QUOTA].joined(room.id)
     return web.json_response({**_answer(request, session, answer_sdp), "room_id": room.id,
                               "participant_id": participant.id, "tiles": len(tiles)})
 
@@ -171,6 +186,7 @@ async def _join_sfu_room(request: web.Request) -> web.Response:
         except BaseException:
             await registry.close(session, "could not join the room")
             raise
+    request.app[ROOM_QUOTA].joined(token)
     return web.json_response({**_answer(request, session, answer_sdp), "room_id": token, "sfu": "janus",
                               "participant_id": publisher.id, "tiles": 0})
 
@@ -217,6 +233,7 @@ async def switch_target(request: web.Request) -> web.Response:
 
 async def calibrate(request: web.Request) -> web.Response:
     session = request.app[REGISTRY].get(request.match_info["session_id"], _bearer_token(request))
+    require_json(request)
     session.request_calibration()  # the batcher hands it to the pipeline with the next frame
     return web.json_response({"calibrating": True})
 
@@ -306,21 +323,25 @@ def build_app(config: ServerConfig) -> web.Application:
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
     preparer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     batcher = FrameBatcher(pipeline, BatcherConfig(config.max_batch, config.max_wait_ms), executor)
-    app = web.Application(middlewares=[json_errors], client_max_size=config.max_upload_bytes + 1024 * 1024)
+    guard = origin_guard(ServedHosts.of(config.public_host, config.host), config.allowed_origins, PROBE_PATHS)
+    app = web.Application(middlewares=[json_errors, guard], client_max_size=config.max_upload_bytes + 1024 * 1024)
+    app.on_response_prepare.append(add_security_headers)
     app[CONFIG] = config
     app[EXECUTOR] = executor
     app[BATCHER] = batcher
     app[ADMISSION] = Admission(batcher, config.max_sessions, config.target_fps, config.admission_headroom,
                                measured=config.admission == "measured")
     app[REGISTRY] = SessionRegistry(config, pipeline, batcher, app[ADMISSION])
-    app[ROOMS] = RoomRegistry(config.room_size, config.max_rooms)
+    app[ROOMS] = RoomRegistry(config.room_size, config.max_rooms, config.room_unjoined_ttl_s)
+    app[ROOM_QUOTA] = UnjoinedRoomQuota(config.max_unjoined_rooms_per_client, config.room_unjoined_ttl_s)
     app[TARGETS] = TargetStore(pipeline.prepare_target, preparer, config.max_uploaded_targets)
     app[SUPERVISOR] = Supervisor()
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
     app[ICE] = IceSettings.of(config)
     if config.sfu == "janus":
         app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret or None), config.sfu_secret,
-                              config.room_size, config.max_rooms, app[ICE], config.sfu_recover_s)
+                              config.room_size, config.max_rooms, app[ICE], config.sfu_recover_s,
+                              config.room_unjoined_ttl_s)
 
     async def on_startup(app: web.Application) -> None:
         # Networks load now, not inside the first caller's batch; the warm-up also gives admission its first cost.

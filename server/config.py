@@ -10,6 +10,7 @@ from typing import Literal
 from models.config import Device, RunSettings
 from models.pipeline import PipelineConfig
 from options import OptionError, OptionParser, new_parser, option, redefault
+from server.origin_guard import normalised_origin, served_host_pattern
 
 ENV_PREFIX = "MARIONETTE_"
 
@@ -18,6 +19,14 @@ ENV_PREFIX = "MARIONETTE_"
 class ServerConfig(PipelineConfig):
     host: str = option("127.0.0.1", "address to listen on")
     port: int = option(8080, "TCP port for HTTP (signaling, demo page, metrics)", low=0, high=65535)
+    # Against DNS rebinding: a foreign page under its own name must not reach a server on localhost or the LAN.
+    public_host: tuple[str, ...] = option((), "comma-separated host names (or host:port) callers open this server "
+                                          "under, e.g. avatar.example.com; requests naming another Host get 403 "
+                                          "(/healthz and /metrics excepted). Default: localhost names and IP "
+                                          "addresses only")
+    allowed_origins: tuple[str, ...] = option((), "comma-separated origins (https://app.example.com) of other "
+                                              "sites' pages allowed to POST/DELETE here; a page's own origin "
+                                              "always is")
     # Browsers give a page the camera only in a secure context: https, or http on localhost.
     tls_cert: Path | None = option(None, "PEM certificate (chain) to serve https with, e.g. from python -m "
                                    "server.selfsigned; needs --tls-key", existing=True)
@@ -57,6 +66,9 @@ class ServerConfig(PipelineConfig):
     max_uploaded_targets: int = option(64, "uploaded targets kept in memory (oldest evicted first)", low=1)
     room_size: int = option(4, "most participants in one avatar room", low=2, high=16)
     max_rooms: int = option(32, "most avatar rooms open at once", low=0)
+    room_unjoined_ttl_s: float = option(600.0, "a room nobody has joined closes after this long", low=10)
+    max_unjoined_rooms_per_client: int = option(2, "rooms one client address may have open that nobody has joined "
+                                                "yet; more get HTTP 429", low=1)
     sfu: Literal["none", "janus"] = option(
         "none", "where avatar rooms forward media: none: this process relays every avatar to every viewer (one "
         "server per room); janus: avatars are published once into a Janus VideoRoom and callers subscribe there "
@@ -95,6 +107,14 @@ class ServerConfig(PipelineConfig):
         if self.turn_urls and not self.turn_secret:
             raise OptionError("turn_urls", "TURN needs --turn-secret (MARIONETTE_TURN_SECRET), the TURN server's "
                               "static-auth-secret")
+        for name in self.public_host:
+            if not served_host_pattern(name):
+                raise OptionError("public_host", f"{name[:80]!r}: expected a host name or address, optionally "
+                                  "with :port (avatar.example.com, 192.0.2.7:8080, [2001:db8::1]:443)")
+        for origin in self.allowed_origins:
+            if normalised_origin(origin) is None:
+                raise OptionError("allowed_origins", f"{origin[:80]!r}: expected scheme://host[:port], e.g. "
+                                  "https://app.example.com (no path)")
         if self.sfu == "janus" and not self.sfu_url.startswith(("http://", "https://")):
             raise OptionError("sfu_url", f"{self.sfu_url[:80]!r}: must be Janus's HTTP API URL, "
                                          "e.g. http://127.0.0.1:8088/janus")

@@ -31,8 +31,21 @@ def _is_loopback(address: str) -> bool:
         return False  # a unix socket or unknown peer
 
 
+def require_json(request: web.Request) -> None:
+    """415 unless the request says Content-Type: application/json. Browsers send text/plain or form bodies
+    cross-site without asking (no CORS preflight); application/json they send only to their own origin or
+    where CORS allows it, so a JSON endpoint must not read any other type."""
+    if request.content_type == "application/json":
+        return
+    given = request.headers.get("Content-Type")
+    said = "no Content-Type" if given is None else f"Content-Type {quoted(given)}"
+    raise ApiError(415, f"send the request as JSON with Content-Type: application/json (this one has {said})")
+
+
 async def json_body(request: web.Request, max_bytes: int) -> dict:
-    """The request's JSON object; 413 past `max_bytes` (read no further), 400 for anything not a JSON object."""
+    """The request's JSON object: 415 unless sent as application/json, 413 past `max_bytes` (read no
+    further), 400 for anything not a JSON object."""
+    require_json(request)
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, f"request body too large: JSON bodies are limited to {max_bytes // 1024} KB")
     data = bytearray()

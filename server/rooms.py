@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -227,10 +228,21 @@ class RoomRegistry:
         metrics.RELAY_FANOUT.set(sum(len(p.showing) for r in self._rooms.values() for p in r.participants.values()))
 
 
+# Invisible letters that are not format characters but show as blanks (Hangul fillers, the blank Braille cell).
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def clean_name(value: object) -> str:
+    """A display name every participant sees: NFKC-normalised (no look-alike compatibility forms), without
+    control, format (bidi overrides and isolates, zero-width characters, BOM), private-use or unassigned
+    characters, or blank letters, which could reorder or hide what others read; whitespace collapsed, at most
+    NAME_MAX characters."""
     if value is None:
         return "Guest"
     if not isinstance(value, str):
         raise ApiError(400, "name must be a string")
-    name = " ".join(value.split())[:NAME_MAX]
+    value = unicodedata.normalize("NFKC", value[:8 * NAME_MAX])  # bounded work whatever the client sends
+    kept = "".join(" " if ch.isspace() else ch for ch in value
+                   if ch.isspace() or (unicodedata.category(ch)[0] != "C" and ch not in INVISIBLE_LETTERS))
+    name = " ".join(kept.split())[:NAME_MAX].strip()
     return name or "Guest"

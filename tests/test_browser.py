@@ -107,12 +107,20 @@ def wait_for_sessions(server: RunningServer, count: int, timeout_s: float = 5.0)
     assert server.get_json("/healthz")["sessions"] == count
 
 
+# Every Content-Security-Policy violation on the page (also those the console would only warn about).
+RECORD_CSP_VIOLATIONS = """window.cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI}`));"""
+
+
 def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 860})
     errors: list[str] = []  # script errors and failed requests (console errors) anywhere in the call
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.goto(server.url + "/")
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    response = page.goto(server.url + "/")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]  # the page runs under it
     page.wait_for_selector("#gallery button[data-id='astronaut']")
     assert page.is_visible(".avatar .placeholder")
     assert page.get_attribute("#gallery button[data-id='astronaut']", "class") == "selected"  # the default
@@ -129,7 +137,7 @@ def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     assert detect_face_boxes(to_gray(frame)), "the avatar video shows no face"
     assert float(page.inner_text("#stat-fps").removesuffix(" fps")) > 0
     assert page.inner_text("#stat-res") == "256×256"
-    assert page.inner_text("#stat-generator").startswith(f"{DEFAULT_GENERATOR} (mesh landmarks")  # from /api/info
+    assert page.inner_text("#stat-generator").startswith(f"{DEFAULT_GENERATOR} (mesh landmarks")  # from the answer
     wait_for(page, "window.marionette.estimatedLatencyMs > 0")
     assert page.inner_text("#stat-latency").startswith("≈ ")
     assert page.is_hidden("#noface")  # the driver shows a face
@@ -168,6 +176,8 @@ def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     wait_for_sessions(server, 0)
     assert page.inner_text("#badge") == "idle"
     wait_for(page, "document.getElementById('local').srcObject === null", timeout_s=5)  # the camera is released
+    assert page.evaluate("window.cspViolations") == []
+    assert not [e for e in errors if "Content Security Policy" in e]
     assert errors == []
     page.close()
 
@@ -175,8 +185,12 @@ def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
 def test_server_full_retries_until_admitted_and_bad_upload_shows_a_clear_message(browser,
                                                                                   server: RunningServer) -> None:
     first, second = browser.new_page(), browser.new_page()
-    # ?autostart=1&target=... starts a call on load (kiosks, tests).
+    # ?target=... preselects a target; a link never starts a call without a click.
     first.goto(server.url + "/?autostart=1&target=grace_hopper")
+    first.wait_for_selector("#gallery button[data-id='grace_hopper'].selected")
+    time.sleep(1)
+    assert server.get_json("/healthz")["sessions"] == 0 and first.is_enabled("#start")  # autostart is gone
+    first.click("#start")
     wait_for(first, "window.marionette.connected")
     wait_for(first, "window.marionette.lastStatus && window.marionette.lastStatus.target")
     assert first.evaluate("window.marionette.lastStatus.target") == "grace_hopper"
@@ -203,7 +217,9 @@ def test_server_full_retries_until_admitted_and_bad_upload_shows_a_clear_message
 def test_server_side_end_of_call_is_reported(browser, server: RunningServer) -> None:
     """When the server closes the session (idle reaper, restart, operator), the page says so and resets."""
     page = browser.new_page()
-    page.goto(server.url + "/?autostart=1")
+    page.goto(server.url + "/")
+    page.wait_for_selector("#gallery button")
+    page.click("#start")
     wait_for(page, "window.marionette.connected")
     session_id, token = page.evaluate("[window.marionette.sessionId, window.marionette.token]")
     request = urllib.request.Request(f"{server.url}/api/sessions/{session_id}", method="DELETE",
@@ -265,7 +281,9 @@ def test_no_face_in_the_camera_is_flagged(playwright_driver, server: RunningServ
                                                  args=BASE_ARGS + camera_args(camera))
     try:
         page = instance.new_page()
-        page.goto(server.url + "/?autostart=1")
+        page.goto(server.url + "/")
+        page.wait_for_selector("#gallery button")
+        page.click("#start")
         wait_for(page, "window.marionette.connected")
         wait_for(page, "window.marionette.lastStatus && window.marionette.lastStatus.face_found === false")
         wait_for(page, "document.getElementById('badge').textContent === 'no face found'")

@@ -11,12 +11,7 @@ Run: `.venv/bin/python -m pytest -m browser tests/test_browser_remote.py`.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
-import os
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,15 +22,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from loadtest.local_server import REPO_ROOT, RunningServer, free_port, running_server
+from loadtest.local_server import RunningServer, running_server
 from models.landmarks import detect_face_boxes, to_gray
 from server.selfsigned import write_certificate
+from tests.caddy import CADDY, running_caddy
 from tests.coturn import TURNSERVER, running_coturn
 from tests.media_utils import write_y4m
 from tests.test_browser import ARTIFACTS, BASE_ARGS, CHROMIUM, avatar_frame, camera_args, wait_for
 
 HOST = "avatar.test"  # a reserved name (RFC 6761): never a real host
-CADDY = shutil.which("caddy")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
@@ -68,7 +63,8 @@ def https_server(tmp_path_factory: pytest.TempPathFactory, certificate: tuple[Pa
     cert, key = certificate
     monkeypatch_module.setenv("MARIONETTE_TURN_SECRET", turn.secret)  # by environment, as a deployment would
     with running_server(tmp_path_factory.mktemp("https"), "--max-sessions", "1", "--tls-cert", str(cert),
-                        "--tls-key", str(key), "--turn-urls", turn.url, cafile=cert) as running:
+                        "--tls-key", str(key), "--turn-urls", turn.url, "--public-host", HOST,
+                        cafile=cert) as running:
         yield running
 
 
@@ -140,12 +136,13 @@ def hang_up(page, server: RunningServer) -> None:
 @pytest.fixture(scope="module")
 def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     # Plain http: what a person opens from another host today, and what the https proxy forwards to.
-    with running_server(tmp_path_factory.mktemp("http"), "--generator", "passthrough") as running:
+    with running_server(tmp_path_factory.mktemp("http"), "--generator", "passthrough",
+                        "--public-host", HOST) as running:
         yield running
 
 
 def test_plain_http_under_a_remote_name_says_use_https(remote_browser, http_server: RunningServer) -> None:
-    page, errors = open_page(remote_browser, remote_url(http_server, "http") + "/?autostart=1")
+    page, errors = open_page(remote_browser, remote_url(http_server, "http") + "/")
     page.wait_for_selector("#gallery button")
     assert page.evaluate("window.isSecureContext") is False
     assert page.is_visible("#insecure")
@@ -155,53 +152,22 @@ def test_plain_http_under_a_remote_name_says_use_https(remote_browser, http_serv
     assert page.inner_text("#message").startswith("Use https")
     assert page.inner_text("#badge") == "needs https"
     assert page.is_disabled("#start")
-    assert http_server.get_json("/healthz")["sessions"] == 0  # autostart did not try a call
+    assert http_server.get_json("/healthz")["sessions"] == 0  # nothing tried a call
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_insecure.png"))
     assert errors == []
     page.close()
 
 
-@contextlib.contextmanager
-def running_caddy(tmp_dir: Path, upstream_port: int, cert: Path, key: Path) -> Iterator[int]:
-    """The compose proxy's Caddyfile in Debian's caddy, with the test's upstream port, certificate and free
-    ports swapped in (and its state kept in `tmp_dir`); yields the https port."""
-    text = (REPO_ROOT / "deploy" / "proxy" / "Caddyfile").read_text()
-    swaps = {"reverse_proxy 127.0.0.1:8080": f"reverse_proxy 127.0.0.1:{upstream_port}",
-             "# tls /certs/cert.pem /certs/key.pem": f"tls {cert} {key}"}
-    for old, new in swaps.items():
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    https_port = free_port()
-    caddyfile = tmp_dir / "Caddyfile"
-    caddyfile.write_text(f"{{\n\tadmin off\n\thttp_port {free_port()}\n\thttps_port {https_port}\n"
-                         f"\tskip_install_trust\n}}\n\n{text}")
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_dir), "XDG_DATA_HOME": str(tmp_dir),
-           "XDG_CONFIG_HOME": str(tmp_dir), "PUBLIC_NAME": HOST}
-    with open(tmp_dir / "caddy.log", "wb") as log:
-        process = subprocess.Popen([CADDY, "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", https_port)) == 0:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline, (tmp_dir / "caddy.log").read_text()
-            time.sleep(0.1)
-        yield https_port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @pytest.mark.skipif(CADDY is None, reason="Debian's caddy is not installed (scripts/setup.sh --dev)")
 def test_call_through_the_compose_https_proxy(remote_browser, http_server: RunningServer,
                                               certificate: tuple[Path, Path], tmp_path: Path) -> None:
     """The production shape: the server on plain http behind Caddy, which terminates TLS for the remote name."""
-    with running_caddy(tmp_path, int(http_server.url.rsplit(":", 1)[1]), *certificate) as https_port:
-        page, errors = open_page(remote_browser, f"https://{HOST}:{https_port}/?autostart=1")
+    with running_caddy(tmp_path, int(http_server.url.rsplit(":", 1)[1]), *certificate, HOST) as https_port:
+        page, errors = open_page(remote_browser, f"https://{HOST}:{https_port}/")
         assert page.evaluate("window.isSecureContext") is True
+        page.wait_for_selector("#gallery button[data-id='astronaut']")
+        page.click("#start")  # Host and Origin as the proxy forwards them pass the server's cross-site checks
         fps = call_plays(page)
         print(f"call through the https proxy: {fps:.1f} fps (passthrough generator)")
         assert fps > 5
@@ -230,7 +196,9 @@ def test_call_over_https_under_a_remote_name(remote_browser, https_server: Runni
 
 
 def test_relay_only_call_through_coturn(remote_browser, https_server: RunningServer, turn) -> None:
-    page, errors = open_page(remote_browser, remote_url(https_server, "https") + "/?relay=1&autostart=1")
+    page, errors = open_page(remote_browser, remote_url(https_server, "https") + "/?relay=1")
+    page.wait_for_selector("#gallery button[data-id='astronaut']")
+    page.click("#start")
     fps = call_plays(page)
     pair = page.evaluate("window.marionette.candidatePair")
     assert pair["local"] == "relay", pair  # iceTransportPolicy "relay": every packet goes through coturn

@@ -8,6 +8,7 @@ parser is at hand (PyYAML, or the `yq` command); the text checks always run.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -299,11 +300,67 @@ def test_kubernetes_ingress_terminates_tls_for_the_service() -> None:
     assert tls["secretName"]
     (rule,) = ingress["spec"]["rules"]
     assert tls["hosts"] == [rule["host"]]  # the certificate covers the host that is served
-    (path,) = rule["http"]["paths"]
-    backend = path["backend"]["service"]
     service = documents["Service"]
-    assert backend["name"] == service["metadata"]["name"]
-    assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
+    for path in rule["http"]["paths"]:
+        backend = path["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+        assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
+    # The server answers to the Ingress's host name (the Host check) and nothing else but localhost.
+    (container,) = documents["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert parse_config(["--public-host", env[f"{ENV_PREFIX}PUBLIC_HOST"]]).public_host == (rule["host"],)
+
+
+def ingress_routes(paths: list[dict], request_path: str) -> bool:
+    """Whether one of the Ingress `paths` takes `request_path` (Kubernetes' Exact and Prefix path types: a
+    prefix matches whole path elements)."""
+    for path in paths:
+        wanted = path["path"].rstrip("/") or "/"
+        if path["pathType"] == "Exact" and request_path == path["path"]:
+            return True
+        if path["pathType"] == "Prefix" and (wanted == "/" or request_path == wanted
+                                             or request_path.startswith(wanted + "/")):
+            return True
+    return False
+
+
+@functools.cache
+def server_paths() -> tuple[str, ...]:
+    """Every route of the real application (placeholders filled in), from the app build_app makes."""
+    from server.app import build_app
+
+    app = build_app(parse_config(["--generator", "passthrough", "--landmarks", "dlib"]))
+    paths = [re.sub(r"\{[^}]+\}", "x", resource.canonical) for resource in app.router.resources()]
+    return tuple(path + "/app.js" if path == "/static" else path for path in paths)
+
+
+def test_kubernetes_ingress_routes_only_the_public_paths() -> None:
+    from server.app import INTERNAL_PATHS
+
+    ingress = next(doc for doc in load_yaml_documents(KUBERNETES) if doc["kind"] == "Ingress")
+    (rule,) = ingress["spec"]["rules"]
+    paths = rule["http"]["paths"]
+    assert set(INTERNAL_PATHS) <= set(server_paths())
+    for path in server_paths():
+        assert ingress_routes(paths, path) == (path not in INTERNAL_PATHS), path
+    assert ingress_routes(paths, "/") and not ingress_routes(paths, "/api/information")
+
+
+def test_compose_proxy_answers_404_for_the_internal_paths_and_passes_the_host() -> None:
+    """The Caddyfile refuses exactly the server's internal paths; the server is told the proxy's name."""
+    from server.app import INTERNAL_PATHS
+
+    caddyfile = (PROXY_DIR / "Caddyfile").read_text()
+    matcher = re.search(r"^\s*@internal path (.+)$", caddyfile, re.M)
+    assert matcher and set(matcher.group(1).split()) == set(INTERNAL_PATHS)
+    assert re.search(r"^\s*respond @internal .* 404$", caddyfile, re.M)
+    assert not re.search(r"^\s*header_up Host", caddyfile, re.M)  # Caddy passes the caller's Host on as it is
+    (compose,) = load_yaml_documents(COMPOSE)
+    services = compose["services"]
+    public_name = services["proxy"]["environment"]["PUBLIC_NAME"]
+    assert services["marionette"]["environment"][f"{ENV_PREFIX}PUBLIC_HOST"] == public_name
+    # Prometheus and the health check ask the server itself, not the proxy.
+    assert "127.0.0.1:8080/healthz" in DOCKERFILE and "127.0.0.1:8080" in PROMETHEUS_CONFIG.read_text()
 
 
 # ---- Janus (avatar rooms through an SFU) --------------------------------------------------------------
