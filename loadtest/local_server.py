@@ -44,15 +44,16 @@ class RunningServer:
 
 @contextlib.contextmanager
 def running_server(tmp_dir: Path, *flags: str, startup_timeout: float = 60.0,
-                   cafile: Path | None = None) -> Iterator[RunningServer]:
+                   cafile: Path | None = None, env: dict[str, str] | None = None) -> Iterator[RunningServer]:
     """The server with `flags` (after ONE_ADDRESS_FLAGS); with `cafile` (the certificate of --tls-cert) it serves
-    https and is trusted."""
+    https and is trusted; `env` adds environment variables (secrets: never on a command line)."""
     port = free_port()
     log_path = tmp_dir / f"server-{port}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), *ONE_ADDRESS_FLAGS, *flags],
-            cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     context = None if cafile is None else ssl.create_default_context(cafile=cafile)
     server = RunningServer(f"{'https' if cafile else 'http'}://127.0.0.1:{port}", process, log_path, context)

@@ -50,12 +50,12 @@ def serving(mode: str, tmp: Path, generator: str, room_size: int) -> Iterator[tu
     flags = ["--generator", generator, "--admission", "cap", "--max-sessions", str(room_size + 2),
              "--room-size", str(room_size)]
     with contextlib.ExitStack() as stack:
-        pids = []
+        pids, env = [], {}
         if mode == "janus":
             janus = stack.enter_context(running_janus(tmp))
-            flags += ["--sfu", "janus", "--sfu-url", janus.url, "--sfu-secret", janus.secret]
+            env = janus.server_env()
             pids.append(janus.process.pid)
-        server = stack.enter_context(running_server(tmp, *flags))
+        server = stack.enter_context(running_server(tmp, *flags, env=env))
         yield server.url, [server.process.pid, *pids]
 
 

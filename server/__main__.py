@@ -21,12 +21,10 @@ log = logging.getLogger("server")
 
 async def serve(config: ServerConfig, ssl_context: ssl.SSLContext | None) -> None:
     if config.sfu == "janus":
-        problem = await startup_problem(config.sfu_url, config.sfu_secret or None)
+        problem = await startup_problem(config.sfu_url, config.sfu_secret)  # the secrets were checked by rules()
         if problem:
             log.error("%s", problem)
             raise SystemExit(2)
-        if not config.sfu_secret:
-            log.warning("--sfu janus without --sfu-secret: anyone who reaches Janus's API can join the rooms")
     runner = web.AppRunner(build_app(config), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context).start()

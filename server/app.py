@@ -339,7 +339,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
     app[ICE] = IceSettings.of(config)
     if config.sfu == "janus":
-        app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret or None), config.sfu_secret,
+        app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret), config.room_key_secret,
                               config.room_size, config.max_rooms, app[ICE], config.sfu_recover_s,
                               config.room_unjoined_ttl_s)
 

@@ -73,11 +73,15 @@ class ServerConfig(PipelineConfig):
         "none", "where avatar rooms forward media: none: this process relays every avatar to every viewer (one "
         "server per room); janus: avatars are published once into a Janus VideoRoom and callers subscribe there "
         "(rooms span servers pointed at one Janus)")
-    # Private: an internal address, and the secret that guards Janus's API and every room's pin.
-    sfu_url: str = option("http://127.0.0.1:8088/janus", "Janus HTTP API URL (--sfu janus); keep it internal",
+    # Private: an internal address, and the two secrets of the rooms (set them by environment, never on a
+    # command line that `ps` shows).
+    sfu_url: str = option("ws://127.0.0.1:8188", "Janus WebSocket API URL (--sfu janus); keep it internal",
                           private=True)
-    sfu_secret: str = option("", "Janus's API secret (janus --apisecret) and the key room pins derive from: "
-                             "the same on every server sharing the Janus", private=True)
+    sfu_secret: str = option("", "Janus's API secret (api_secret in Janus's config), the same on every server "
+                             "sharing the Janus; set it by environment, MARIONETTE_SFU_SECRET", private=True)
+    room_key_secret: str = option("", "the key room numbers, pins and room secrets derive from (--sfu janus), the "
+                                  "same on every server sharing the Janus and unlike --sfu-secret; set it by "
+                                  "environment, MARIONETTE_ROOM_KEY_SECRET", private=True)
     sfu_recover_s: float = option(30.0, "when Janus restarts mid-room, re-publish the room's avatars if it is back "
                                   "within this long; past it the rooms end with a message", low=0)
     # Private: TURN credentials may be inline, so /api/info never shows them.
@@ -115,9 +119,42 @@ class ServerConfig(PipelineConfig):
             if normalised_origin(origin) is None:
                 raise OptionError("allowed_origins", f"{origin[:80]!r}: expected scheme://host[:port], e.g. "
                                   "https://app.example.com (no path)")
-        if self.sfu == "janus" and not self.sfu_url.startswith(("http://", "https://")):
-            raise OptionError("sfu_url", f"{self.sfu_url[:80]!r}: must be Janus's HTTP API URL, "
-                                         "e.g. http://127.0.0.1:8088/janus")
+        if self.sfu == "janus":
+            self._janus_rules()
+
+    def _janus_rules(self) -> None:
+        if not self.sfu_url.startswith(("ws://", "wss://")):
+            raise OptionError("sfu_url", f"{self.sfu_url[:80]!r}: must be Janus's WebSocket API URL, e.g. "
+                              "ws://127.0.0.1:8188 (its HTTP transport would carry the API secret in a URL)")
+        for name in ("sfu_secret", "room_key_secret"):
+            problem = weak_secret_problem(getattr(self, name))
+            if problem:
+                variable = ENV_PREFIX + name.upper()
+                raise OptionError(name, f"{problem}; make one with: export {variable}=$(openssl rand -hex 32)")
+        if self.sfu_secret == self.room_key_secret:
+            raise OptionError("room_key_secret", "must differ from --sfu-secret: whoever holds Janus's API secret "
+                              "must not also be able to compute every room's pin")
+
+
+# Well-known sample values (Janus's own samples ship janusrocks / janusoverlord) and the words people put in.
+PLACEHOLDER_WORDS = ("changeme", "change", "replaceme", "placeholder", "janusrocks", "janusoverlord", "password",
+                     "secret", "example", "default", "dummy")
+MIN_SECRET_CHARS = 16
+
+
+def weak_secret_problem(value: str) -> str | None:
+    """Why a shared secret is not fit to guard a service (None: fine): empty, short, or a known placeholder."""
+    if not value:
+        return "is not set"
+    if len(value) < MIN_SECRET_CHARS:
+        return f"is {len(value)} characters long: use at least {MIN_SECRET_CHARS} random ones"
+    normalized = "".join(ch for ch in value.lower() if ch.isalnum())
+    word = next((w for w in PLACEHOLDER_WORDS if w in normalized), None)
+    if word is not None:
+        return f"looks like a placeholder (it contains {word!r}): use a random value"
+    if len(set(value)) < 6:
+        return "repeats too few characters: use a random value"
+    return None
 
 
 def build_parser() -> OptionParser:

@@ -28,6 +28,8 @@ from server.session import PreparedTarget, Session
 from server.turn import IceSettings
 
 log = logging.getLogger(__name__)
+CLOSE_HOOK_TIMEOUT_S = 30.0  # a session's on-close hooks (leaving a Janus room: a few requests of up to 10 s each)
+SHUTDOWN_HOOK_WAIT_S = 5.0  # how long shutdown waits for the hooks still running
 
 
 class SessionRegistry:
@@ -43,6 +45,7 @@ class SessionRegistry:
         self._sessions: dict[str, Session] = {}
         self._pending = 0  # offers being negotiated, counted against the limit
         self._tasks: set[asyncio.Task] = set()
+        self._closing: set[asyncio.Task] = set()  # on-close hooks still running (close() does not wait for them)
         self._memory = FreedMemoryReleaser()
         batcher.on_session_failed = self.close
 
@@ -150,13 +153,25 @@ class SessionRegistry:
         log.info("session %s closed: %s", session.id, reason)
         session.send_closed(reason)
         session.feed.close()
+        if session.on_close:
+            # Room hooks may wait on Janus (detaches, the empty-room check), and close() runs on the batcher's
+            # failure path and in housekeeping: they run on their own, bounded, so a slow Janus freezes no call.
+            task = asyncio.create_task(self._run_close_hooks(session))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        await session.pc.close()
+
+    async def _run_close_hooks(self, session: Session) -> None:
         for callback in session.on_close:
             try:
-                await callback(session)
-            except Exception:  # one failing hook must not keep the peer connection open
+                await asyncio.wait_for(callback(session), CLOSE_HOOK_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("on-close hook of session %s gave up after %g s", session.id, CLOSE_HOOK_TIMEOUT_S)
+            except Exception:  # one failing hook must not stop the next
                 log.exception("on-close hook failed for session %s", session.id)
-        await session.pc.close()
 
     async def close_all(self) -> None:
         for session in list(self._sessions.values()):
             await self.close(session, "server shutting down")
+        if self._closing:  # leaving rooms on the way out: briefly, a dead Janus must not hold the shutdown
+            await asyncio.wait(set(self._closing), timeout=SHUTDOWN_HOOK_WAIT_S)

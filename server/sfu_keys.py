@@ -1,9 +1,11 @@
 """Room keys every avatar server derives alike (--sfu janus): shared room state without a protocol of our own.
 
-From the room link (the unguessable token in /?room=...) and the deployment's shared secret (--sfu-secret),
-every server computes the same Janus room number and pin, so a caller who lands on any server joins the same
-Janus room; without the shared secret neither can be guessed from the link. The room's Janus secret (needed
-to destroy it) derives from its number, so any of our servers can expire a room it finds in Janus's list.
+From the room link (the unguessable token in /?room=...) and the deployment's room-key secret
+(MARIONETTE_ROOM_KEY_SECRET), every server computes the same Janus room number and pin, so a caller who lands
+on any server joins the same Janus room; without that secret neither can be guessed from the link. The room's
+Janus secret (needed to destroy it) derives from its number, so any of our servers can expire a room it finds
+in Janus's list. The key is not Janus's API secret: whoever can talk to Janus must still not hold every
+room's pin and secret (nor the other way round).
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ class Publisher:
     pc: RTCPeerConnection | None = None
     track: AvatarTrack | None = None  # this connection's subscription to the session's avatar frames
     watches: dict[str, int] = field(default_factory=dict)  # watch id -> Janus subscriber handle
+    watches_pending: int = 0  # watch requests being set up in Janus: they hold a place under the limit
     last_roster: str = ""
 
     def display(self) -> str:
@@ -267,9 +268,27 @@ class JanusRooms:
             raise ApiError(400, 'expected {"feed": <feed number from the roster>}')
         if feed == publisher.feed:
             raise ApiError(400, "that feed is your own avatar: it already comes on your call")
-        if len(publisher.watches) >= self._room_size - 1:
+        if len(publisher.watches) + publisher.watches_pending >= self._room_size - 1:
             raise ApiError(409, f"at most {self._room_size - 1} feeds can be watched at once")
-        handle = await self._janus.attach()
+        publisher.watches_pending += 1  # taken before the first await: concurrent requests see it
+        try:
+            handle = await self._janus.attach()
+            jsep = await self._join_as_subscriber(publisher, handle, feed)
+            if self._by_session.get(session.id) is not publisher or publisher.handle is None:
+                # The caller left (or their room ended, or Janus restarted) while Janus set this up: nobody
+                # would ever detach this handle.
+                await self._janus.detach(handle)
+                raise ApiError(409, "the call left the room while the watch was being set up")
+        finally:
+            publisher.watches_pending -= 1
+        watch_id = secrets.token_urlsafe(6)
+        publisher.watches[watch_id] = handle
+        metrics.SFU_SUBSCRIPTIONS.inc()
+        self._update_metrics()
+        return {"watch_id": watch_id, "feed": feed, "sdp": jsep["sdp"], "type": jsep["type"]}
+
+    async def _join_as_subscriber(self, publisher: Publisher, handle: int, feed: int) -> dict:
+        """Janus's offer for `feed` on a fresh subscriber handle (detached again on failure)."""
         try:
             _, jsep = await self._janus.message(handle, {
                 "request": "join", "ptype": "subscriber", "room": publisher.keys.number, "pin": publisher.keys.pin,
@@ -284,11 +303,7 @@ class JanusRooms:
         if jsep is None:
             await self._janus.detach(handle)
             raise ApiError(404, "that feed has no media yet; try again when the roster shows it again")
-        watch_id = secrets.token_urlsafe(6)
-        publisher.watches[watch_id] = handle
-        metrics.SFU_SUBSCRIPTIONS.inc()
-        self._update_metrics()
-        return {"watch_id": watch_id, "feed": feed, "sdp": jsep["sdp"], "type": jsep["type"]}
+        return jsep
 
     async def start_watch(self, session: Session, watch_id: str, answer_sdp: str) -> None:
         handle = self._watch_handle(session, watch_id)

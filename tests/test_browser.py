@@ -318,8 +318,7 @@ def janus_room_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
     if not janus_available():
         pytest.skip("Debian's janus is not installed (scripts/setup.sh)")
     tmp = tmp_path_factory.mktemp("janus-room")
-    with running_janus(tmp) as janus, running_server(tmp, "--admission", "cap", "--sfu", "janus", "--sfu-url",
-                                                     janus.url, "--sfu-secret", janus.secret) as running:
+    with running_janus(tmp) as janus, running_server(tmp, "--admission", "cap", env=janus.server_env()) as running:
         yield running
 
 

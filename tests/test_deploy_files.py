@@ -8,14 +8,18 @@ parser is at hand (PyYAML, or the `yq` command); the text checks always run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import re
+import secrets
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -365,25 +369,69 @@ def test_compose_proxy_answers_404_for_the_internal_paths_and_passes_the_host() 
 
 # ---- Janus (avatar rooms through an SFU) --------------------------------------------------------------
 
+JANUS_START = JANUS_DIR / "start.sh"
+# What ships as a "secret" in samples and manifests; none of it may appear in a deploy file.
+PLACEHOLDERS = re.compile(r"change-?me|janusrocks|janusoverlord|replace-?me|your-?secret", re.I)
 
-def janus_http_port() -> int:
-    return int(re.search(r"(?m)^\s*port\s*=\s*(\d+)", (JANUS_DIR / "janus.transport.http.jcfg").read_text()).group(1))
+
+def janus_setting(name: str, key: str) -> str:
+    found = re.findall(rf'(?m)^\s*{key}\s*=\s*"?([^"\s]*)"?', (JANUS_DIR / name).read_text())
+    assert len(found) == 1, f"{key} in {name}: {found}"
+    return found[0]
 
 
-def test_janus_config_keeps_the_admin_api_off_and_the_videoroom_on() -> None:
-    http = (JANUS_DIR / "janus.transport.http.jcfg").read_text()
-    assert re.search(r"(?m)^\s*admin_http\s*=\s*false", http) and re.search(r"(?m)^\s*http\s*=\s*true", http)
+def janus_api_port() -> int:
+    return int(janus_setting("janus.transport.websockets.jcfg", "ws_port"))
+
+
+def deploy_files() -> list[Path]:
+    files = [p for p in (REPO_ROOT / "deploy").rglob("*") if p.is_file()]
+    return [*files, COMPOSE, REPO_ROOT / "Dockerfile"]
+
+
+def test_janus_config_keeps_the_api_on_loopback_the_admin_api_off_and_the_videoroom_on() -> None:
+    ws = "janus.transport.websockets.jcfg"
+    assert janus_setting(ws, "ws") == "true" and janus_setting(ws, "wss") == "false"
+    assert janus_setting(ws, "ws_ip") == "127.0.0.1"  # never every interface (start.sh may name another one)
+    assert janus_setting(ws, "admin_ws") == "false" and janus_setting(ws, "admin_wss") == "false"
     core = (JANUS_DIR / "janus.jcfg").read_text()
     disabled = re.search(r'(?m)^\s*disable\s*=\s*"([^"]*)"', core.split("plugins:")[1]).group(1)
     assert "libjanus_videoroom.so" not in disabled and "libjanus_echotest.so" in disabled
-    assert not re.search(r"(?m)^\s*admin_secret", core)  # no admin API, so no admin secret to leak
+    transports = re.search(r'(?m)^\s*disable\s*=\s*"([^"]*)"', core.split("transports:")[1]).group(1)
+    # The HTTP transport (all interfaces by default, the secret in the long poll's URL) does not load.
+    assert "libjanus_http.so" in transports.split(",") and "libjanus_websockets.so" not in transports
+    assert not (JANUS_DIR / "janus.transport.http.jcfg").exists()
+    assert not re.search(r"(?m)^\s*(admin_secret|api_secret)\b", core)  # no secret in the shipped config
+    assert re.search(r'(?m)^\s*@include "/run/marionette-janus/api_secret\.jcfg"', core)  # start.sh writes it
     assert re.search(r'(?m)^\s*rtp_port_range\s*=\s*"\d+-\d+"', core)
-    # The image copies exactly these files and passes the shared secret as Janus's API secret.
+    # The image copies exactly these files and starts Janus through start.sh (no secret in its command).
     janus_image = (JANUS_DIR / "Dockerfile").read_text()
-    (copy,) = re.findall(r"(?m)^COPY (.+)$", janus_image)
-    for name in copy.split()[:-1]:
-        assert (JANUS_DIR / name).exists()
-    assert "--apisecret \\\"$JANUS_API_SECRET\\\"" in janus_image and "apt-get install" in janus_image
+    copies = re.findall(r"(?m)^COPY (.+)$", janus_image)
+    for copy in copies:
+        for name in copy.split()[:-1]:
+            assert (JANUS_DIR / name).exists()
+    assert "janus.transport.websockets.jcfg" in copies[0] and copies[1].startswith("start.sh ")
+    assert re.search(r'(?m)^ENTRYPOINT \["/usr/local/bin/marionette-janus"\]$', janus_image)
+    assert f"EXPOSE {janus_api_port()}" in janus_image and "apt-get install" in janus_image
+
+
+def test_no_deploy_file_ships_a_secret() -> None:
+    """No default secret anywhere: no placeholder, no Kubernetes Secret with a value in it, no secret on a
+    command line of Janus, and compose stops when one of the secrets is not set."""
+    for path in deploy_files():
+        text = path.read_text(errors="replace")
+        if path != JANUS_START:  # it holds the list of placeholders it refuses
+            assert not PLACEHOLDERS.search(text), f"{path.relative_to(REPO_ROOT)}: {PLACEHOLDERS.search(text)[0]!r}"
+        assert "--apisecret" not in text, path
+    for manifest in (KUBERNETES, KUBERNETES_JANUS):
+        kinds = [doc["kind"] for doc in load_yaml_documents(manifest)]
+        assert "Secret" not in kinds, f"{manifest.name} ships a Secret: the operator creates it (kubectl create secret)"
+        assert "openssl rand" in KUBERNETES_JANUS.read_text()  # and is told how
+    (compose,) = load_yaml_documents(COMPOSE)
+    for service in compose["services"].values():
+        for name, value in (service.get("environment") or {}).items():
+            if "SECRET" in name:
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), f"{name}: {value!r} must be a required variable"
 
 
 def test_compose_runs_janus_for_the_servers_rooms() -> None:
@@ -392,33 +440,114 @@ def test_compose_runs_janus_for_the_servers_rooms() -> None:
     janus, server = services["janus"], services["marionette"]
     assert janus["build"] == "deploy/janus" and janus["network_mode"] == "host"
     env = server["environment"]
-    config = parse_config([])
     assert env["MARIONETTE_SFU"] == "janus" and "janus" in server["depends_on"]
-    assert env["MARIONETTE_SFU_URL"] == f"http://127.0.0.1:{janus_http_port()}/janus"
+    assert env["MARIONETTE_SFU_URL"] == f"ws://127.0.0.1:{janus_api_port()}"
     assert env["MARIONETTE_SFU_SECRET"] == janus["environment"]["JANUS_API_SECRET"]  # one shared secret
-    assert config.sfu == "none"  # the image's own default stays the built-in relay
+    assert "ROOM_KEY" in env["MARIONETTE_ROOM_KEY_SECRET"] and "ROOM_KEY" not in str(janus["environment"])
+    assert "JANUS_API_IP" not in janus["environment"]  # same host: the API stays on loopback
+    assert "command" not in janus  # the image's start.sh, with the secret from the environment
+    assert parse_config([]).sfu == "none"  # the image's own default stays the built-in relay
 
 
 def test_kubernetes_janus_is_internal_and_shares_the_secret() -> None:
     documents = {doc["kind"]: doc for doc in load_yaml_documents(KUBERNETES_JANUS)}
-    assert set(documents) == {"Secret", "Deployment", "Service"}
+    assert set(documents) == {"Deployment", "Service"}
     service = documents["Service"]
     assert service["spec"]["type"] == "ClusterIP"
     (port,) = service["spec"]["ports"]
-    assert port["port"] == janus_http_port()
+    assert port["port"] == janus_api_port()
     pod = documents["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/janus/info"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"]["port"] == "janus-api"
     uid = re.search(r"useradd .*--uid (\d+)", (JANUS_DIR / "Dockerfile").read_text()).group(1)
     assert str(pod["securityContext"]["runAsUser"]) == uid and pod["hostNetwork"] is True  # UDP media range
-    secret_ref = container["env"][0]["valueFrom"]["secretKeyRef"]
-    assert secret_ref["name"] == documents["Secret"]["metadata"]["name"]
-    assert secret_ref["key"] in documents["Secret"]["stringData"]
+    env = {item["name"]: item for item in container["env"]}
+    secret_ref = env["JANUS_API_SECRET"]["valueFrom"]["secretKeyRef"]
+    # hostNetwork: the API listens on the node's internal address only, not on every interface.
+    assert env["JANUS_API_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == "/run/marionette-janus"  # the running config with the secret file: in memory
+    (volume,) = pod["volumes"]
+    assert volume["name"] == mount["name"] and volume["emptyDir"]["medium"] == "Memory"
+    assert f"--from-literal={secret_ref['key']}=" in KUBERNETES_JANUS.read_text()
 
     server_doc = next(doc for doc in load_yaml_documents(KUBERNETES) if doc["kind"] == "Deployment")
     (server,) = server_doc["spec"]["template"]["spec"]["containers"]
-    env = {item["name"]: item for item in server["env"]}
-    assert env["MARIONETTE_SFU"]["value"] == "janus"
+    server_env = {item["name"]: item for item in server["env"]}
+    assert server_env["MARIONETTE_SFU"]["value"] == "janus"
     name = service["metadata"]["name"]
-    assert env["MARIONETTE_SFU_URL"]["value"] == f"http://{name}:{port['port']}/janus"
-    assert env["MARIONETTE_SFU_SECRET"]["valueFrom"]["secretKeyRef"] == secret_ref
+    assert server_env["MARIONETTE_SFU_URL"]["value"] == f"ws://{name}:{port['port']}"
+    assert server_env["MARIONETTE_SFU_SECRET"]["valueFrom"]["secretKeyRef"] == secret_ref
+    room_keys = server_env["MARIONETTE_ROOM_KEY_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert room_keys["name"] != secret_ref["name"]  # Janus's pod never sees the room keys
+    assert f"{room_keys['name']} --from-literal={room_keys['key']}=" in KUBERNETES_JANUS.read_text()
+
+
+def run_start_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(JANUS_START)], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin", "JANUS_CONFIG_DIR": str(JANUS_DIR),
+                               "JANUS_RUN_DIR": str(tmp_path / "run"), **env})
+
+
+@pytest.mark.parametrize("secret, words", [
+    (None, "JANUS_API_SECRET is not set"), ("", "JANUS_API_SECRET is not set"),
+    ("0123456789", "is 10 characters long"), ("change-me-change-me-0000", "looks like a placeholder"),
+    ("janusrocks0123456789", "looks like a placeholder"), ('0123456789"abcdef01', "must not hold quotes"),
+])
+def test_janus_start_refuses_a_missing_short_or_placeholder_secret(tmp_path: Path, secret: str | None,
+                                                                 words: str) -> None:
+    result = run_start_script(tmp_path, **({} if secret is None else {"JANUS_API_SECRET": secret}))
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_janus_start_refuses_an_api_address_the_host_lacks(tmp_path: Path) -> None:
+    # Janus would bind every interface for it (janus_websockets.c falls back to no interface).
+    result = run_start_script(tmp_path, JANUS_API_SECRET=secrets.token_hex(16), JANUS_API_IP="192.0.2.254")
+    assert result.returncode == 2 and "is not an address of this host" in result.stderr, result.stderr
+
+
+def listening_addresses(pid: int) -> set[str]:
+    """The local addresses of every listening TCP socket of the process (from /proc: no traffic needed)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields_ = line.split()
+            if fields_[3] == "0A" and fields_[9] in inodes:  # 0A: LISTEN
+                address, port = fields_[1].split(":")
+                if table == "tcp":
+                    address = socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1])
+                else:
+                    address = socket.inet_ntop(socket.AF_INET6, b"".join(
+                        bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, 32, 8)))
+                found.add(f"{address}:{int(port, 16)}")
+    return found
+
+
+@pytest.mark.skipif(shutil.which("janus") is None, reason="Debian's janus is not installed (scripts/setup.sh)")
+def test_janus_start_keeps_the_secret_off_the_command_line_and_the_api_on_loopback(tmp_path: Path) -> None:
+    from loadtest.local_janus import running_janus
+
+    with running_janus(tmp_path) as janus:
+        pid = janus.process.pid  # start.sh execs janus: the same process
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[0] == b"janus" and janus.secret.encode() not in b" ".join(argv)
+        assert janus.secret.encode() not in Path(f"/proc/{pid}/environ").read_bytes()
+        secret_file = janus.run_dir / "api_secret.jcfg"
+        assert janus.secret in secret_file.read_text()
+        assert secret_file.stat().st_mode & 0o777 == 0o600 and janus.run_dir.stat().st_mode & 0o777 == 0o700
+        for name in ("janus.jcfg", "janus.transport.websockets.jcfg"):
+            assert janus.secret not in (janus.run_dir / name).read_text()
+        port = int(janus.url.rsplit(":", 1)[1])
+        assert listening_addresses(pid) == {f"127.0.0.1:{port}"}  # the one API socket, on loopback; no HTTP
+        # Every request needs the secret, carried in the message body.
+        assert janus.request({"janus": "create"})["janus"] == "success"
+        refused = replace(janus, secret="not-the-secret").request({"janus": "create"})
+        assert refused["janus"] == "error" and refused["error"]["code"] == 403

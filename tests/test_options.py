@@ -71,7 +71,7 @@ def test_info_shows_every_option_but_private_ones_and_paths_by_name(tmp_path: Pa
                               turn_urls=("turn:host:3478",), turn_secret="shared-with-coturn", sfu_secret="s3cret"))
     assert "ice_servers" not in shown and shown["weights"] == "generator.pt"
     assert "turn_secret" not in shown and shown["turn_urls"] == ["turn:host:3478"]
-    private = {"ice_servers", "turn_secret", "sfu_url", "sfu_secret"}  # credentials, and Janus's internal address
+    private = {"ice_servers", "turn_secret", "sfu_url", "sfu_secret", "room_key_secret"}  # credentials, Janus's address
     assert not private & set(shown) and "s3cret" not in str(shown)
     assert set(shown) == {opt.name for opt in options_of(ServerConfig)} - private
 

@@ -222,8 +222,8 @@ def test_one_client_cannot_fill_the_rooms(server: RunningServer, talking_face_fr
 def test_janus_rooms_have_the_same_quota(tmp_path: Path, talking_face_frames) -> None:
     """--sfu janus: the same count (route handler), and a join through Janus frees the place."""
     with running_janus(tmp_path) as janus, running_server(
-            tmp_path, "--generator", "passthrough", "--sfu", "janus", "--sfu-url", janus.url, "--sfu-secret",
-            janus.secret, "--max-unjoined-rooms-per-client", "1") as sfu_server:
+            tmp_path, "--generator", "passthrough", "--max-unjoined-rooms-per-client", "1",
+            env=janus.server_env()) as sfu_server:
         first = create_room(sfu_server, "")
         assert first.status == 201 and first.json()["sfu"] == "janus"
         refused = create_room(sfu_server, "")

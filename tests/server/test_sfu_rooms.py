@@ -8,8 +8,12 @@ the restart test goes last: it restarts that Janus).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
+import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -35,21 +39,22 @@ pytestmark = pytest.mark.skipif(not janus_available(), reason="Debian's janus is
 
 @pytest.fixture(scope="module")
 def janus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningJanus]:
-    with running_janus(tmp_path_factory.mktemp("janus")) as running:
+    with running_janus(tmp_path_factory.mktemp("janus"), admin=True) as running:  # admin: to count handles
         yield running
 
 
 @pytest.fixture(scope="module")
 def servers(janus: RunningJanus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, ...]]:
     tmp = tmp_path_factory.mktemp("sfu-servers")
-    with running_server(tmp, *server_flags(janus)) as first, running_server(tmp, *server_flags(janus)) as second:
+    with sfu_server(tmp, janus) as first, sfu_server(tmp, janus) as second:
         yield first, second
 
 
-def server_flags(janus: RunningJanus) -> tuple[str, ...]:
-    return ("--generator", "warp", "--admission", "cap", "--room-size", str(ROOM_SIZE), "--sfu", "janus",
-            "--sfu-url", janus.url, "--sfu-secret", janus.secret, "--sfu-recover-s", "4",
-            "--video-idle-timeout-s", str(IDLE_TIMEOUT_S))
+def sfu_server(tmp: Path, janus: RunningJanus) -> contextlib.AbstractContextManager[RunningServer]:
+    # The secrets go by environment (janus.server_env()), as in the deploy files, never on the command line.
+    return running_server(tmp, "--generator", "warp", "--admission", "cap", "--room-size", str(ROOM_SIZE),
+                          "--sfu-recover-s", "4", "--video-idle-timeout-s", str(IDLE_TIMEOUT_S),
+                          env=janus.server_env())
 
 
 def post_json(server: RunningServer, path: str, body: dict, token: str | None = None) -> tuple[int, dict]:
@@ -204,18 +209,18 @@ def test_sfu_room_bad_input_and_a_vanishing_caller(
 
 
 def test_janus_api_needs_the_shared_secret(janus: RunningJanus) -> None:
-    janus_with_a_wrong_secret = RunningJanus(janus.url, "wrong", janus.config_dir, janus.log_path, janus.process,
-                                             janus.argv)
-    reply = janus_with_a_wrong_secret.request({"janus": "create"})
+    reply = dataclasses.replace(janus, secret="wrong").request({"janus": "create"})
     assert reply["janus"] == "error" and reply["error"]["code"] == 403
 
 
 def test_janus_down_at_start_up_names_the_url(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}/janus"
+    url = f"ws://127.0.0.1:{free_port()}"
     started = time.monotonic()
+    env = {**os.environ, "MARIONETTE_SFU_SECRET": secrets.token_hex(16),
+           "MARIONETTE_ROOM_KEY_SECRET": secrets.token_hex(16)}
     result = subprocess.run([sys.executable, "-m", "server", "--port", str(free_port()), "--generator", "still",
                              "--sfu", "janus", "--sfu-url", url], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, env=env)
     assert result.returncode == 2
     assert f"cannot reach Janus at {url}" in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - started < 30
@@ -234,6 +239,162 @@ async def wait_until(condition, seconds: float) -> bool:
     return True
 
 
+def janus_handles(janus: RunningJanus, kind: str) -> int:
+    """Handles of that VideoRoom kind (publisher, subscriber) Janus holds for anyone, from its admin API."""
+    return sum(handle.get("type") == kind for handles in janus.handles().values() for handle in handles)
+
+
+async def hang_up(peer: SyntheticPeer) -> tuple[int, dict]:
+    """DELETE the session, failing the test (not waiting on) when the server makes it wait for Janus."""
+    try:
+        return await asyncio.wait_for(peer.request("DELETE", ""), 5)
+    except TimeoutError:
+        raise AssertionError("the hang-up waited on Janus") from None
+
+
+def longest_pause(times: list[float], start: float, end: float) -> float:
+    """The longest stretch of [start, end] without one of `times` in it."""
+    inside = sorted(t for t in times if start <= t <= end)
+    return max(b - a for a, b in zip([start, *inside], [*inside, end], strict=True))
+
+
+def test_a_paused_janus_holds_up_neither_a_hang_up_nor_anyone_else_s_call(
+        janus: RunningJanus, servers: tuple[RunningServer, RunningServer], talking_face_frames) -> None:
+    """Janus stopped (SIGSTOP) while callers leave its room: their hang-up answers at once, housekeeping
+    (which closes the vanished one) keeps sending everyone's status, other calls keep their frames; once
+    Janus runs again the room is cleaned up all the same."""
+    first, _ = servers
+    code, room = post_json(first, "/api/rooms", {})
+    assert code == 201
+    pause_s = IDLE_TIMEOUT_S + 5  # the vanished caller is closed by housekeeping in the middle of it
+
+    async def scenario() -> None:
+        def in_room(name: str) -> PeerConfig:
+            return PeerConfig(url=first.url, room=room["room_id"], room_tiles=0, measure=False, name=name)
+
+        ann, bob = SyntheticPeer(talking_face_frames[:10], in_room("ann")), SyntheticPeer(
+            talking_face_frames[:10], in_room("bob"))
+        solo = SyntheticPeer(talking_face_frames[:10], PeerConfig(url=first.url, measure=False))  # no room
+        status_times: list[float] = []
+        try:
+            for peer in (ann, bob, solo):
+                await peer.connect()
+            assert await wait_until(lambda: len(ann.stats.tile_frames.get(ann.stats.tile_of("bob") or "", [])) > 5
+                                    and len(solo.stats.received) > 5, 25)
+            assert janus_handles(janus, "publisher") == 2
+
+            async def watch_statuses() -> None:
+                seen = 0
+                while True:
+                    if len(solo.stats.statuses) > seen:
+                        seen = len(solo.stats.statuses)
+                        status_times.append(time.perf_counter())
+                    await asyncio.sleep(0.05)
+
+            watcher = asyncio.create_task(watch_statuses())
+            janus.process.send_signal(signal.SIGSTOP)
+            paused = time.perf_counter()
+            try:
+                await bob.close(hang_up=False)  # vanishes: housekeeping closes him after the idle timeout
+                started = time.perf_counter()
+                status, body = await hang_up(ann)
+                hang_up_s = time.perf_counter() - started
+                await ann.close(hang_up=False)
+                await asyncio.sleep(pause_s - (time.perf_counter() - paused))
+            finally:
+                janus.process.send_signal(signal.SIGCONT)
+                resumed = time.perf_counter()
+                watcher.cancel()
+            print(f"hang-up answered in {hang_up_s * 1000:.0f} ms with Janus stopped")
+            assert status == 200 and body == {"closed": True}
+            assert hang_up_s < 0.5
+            frame_times = [frame.arrived for frame in solo.stats.received]
+            status_gap, frame_gap = (longest_pause(times, paused + 0.5, resumed)
+                                     for times in (status_times, frame_times))
+            print(f"while Janus was stopped: longest gap {status_gap:.2f} s in solo's status messages "
+                  f"(every 0.5 s), {frame_gap:.2f} s in solo's frames")
+            assert status_gap < 2.0, "housekeeping waited on Janus"
+            assert frame_gap < 2.0
+            assert not solo.stats.errors
+        finally:
+            janus.process.send_signal(signal.SIGCONT)
+            for peer in (ann, bob, solo):
+                await peer.close()
+
+    asyncio.run(scenario())
+    # Janus runs again: both left the room in Janus too (their close hooks ran on their own) and it is destroyed.
+    deadline = time.monotonic() + 20
+    while janus_feeds(janus) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert janus_feeds(janus) == {} and janus_handles(janus, "publisher") == 0
+    assert metric(first, "marionette_room_participants") == 0
+
+
+def test_concurrent_watches_stay_within_the_limit_and_a_late_watch_leaks_no_handle(
+        janus: RunningJanus, servers: tuple[RunningServer, RunningServer], talking_face_frames) -> None:
+    first, second = servers
+    code, room = post_json(first, "/api/rooms", {})
+    assert code == 201
+    subscribers_before = janus_handles(janus, "subscriber")
+    limit = ROOM_SIZE - 1
+
+    async def scenario() -> None:
+        dan = SyntheticPeer(talking_face_frames[:10], PeerConfig(url=first.url, room=room["room_id"], room_tiles=0,
+                                                                 measure=False, name="dan"))
+        eva = SyntheticPeer(talking_face_frames[:10], PeerConfig(url=second.url, room=room["room_id"],
+                                                                 room_tiles=0, measure=False, name="eva"))
+        try:
+            for peer in (dan, eva):
+                await peer.connect()
+            # Each watches the other (the peers do it themselves): one of dan's places is taken.
+            assert await wait_until(lambda: len(dan.stats.tile_frames.get(dan.stats.tile_of("eva") or "", [])) > 3
+                                    and len(eva.stats.tile_frames.get(eva.stats.tile_of("dan") or "", [])) > 3, 25)
+            feed = next(p["feed"] for p in dan.stats.roster["participants"] if p["name"] == "eva")
+
+            # Six watch requests at once, all in flight together (Janus stopped while they arrive).
+            janus.process.send_signal(signal.SIGSTOP)
+            try:
+                requests = [asyncio.create_task(dan.request("POST", "/watch", json={"feed": feed})) for _ in range(6)]
+                await asyncio.sleep(0.5)
+            finally:
+                janus.process.send_signal(signal.SIGCONT)
+            answers = await asyncio.gather(*requests)
+            codes = sorted(status for status, _ in answers)
+            assert codes == [201] * (limit - 1) + [409] * (7 - limit), codes
+            assert all("at most" in body["error"] for status, body in answers if status == 409)
+            assert metric(first, "marionette_sfu_watches") == limit
+            assert janus_handles(janus, "subscriber") == subscribers_before + limit + 1  # + eva's of dan
+
+            # A free place again, then a watch that Janus answers only after dan has hung up.
+            (extra,) = [body["watch_id"] for status, body in answers if status == 201]
+            status, _ = await dan.request("DELETE", f"/watch/{extra}")
+            assert status == 200
+            janus.process.send_signal(signal.SIGSTOP)
+            try:
+                late = asyncio.create_task(dan.request("POST", "/watch", json={"feed": feed}))
+                await asyncio.sleep(0.5)
+                assert not late.done()  # waiting on Janus
+                status, _ = await hang_up(dan)
+                assert status == 200
+            finally:
+                janus.process.send_signal(signal.SIGCONT)
+            status, body = await late
+            print(f"the late watch: {status} {body.get('error')}")
+            assert status == 409 and "left the room" in body["error"]
+        finally:
+            janus.process.send_signal(signal.SIGCONT)
+            for peer in (dan, eva):
+                await peer.close()
+
+    asyncio.run(scenario())
+    # Dan's watches, the late one too, and eva's of dan (she follows the roster) are all gone from Janus.
+    deadline = time.monotonic() + 10
+    while janus_handles(janus, "subscriber") != subscribers_before and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert janus_handles(janus, "subscriber") == subscribers_before
+    assert janus_handles(janus, "publisher") == 0 and janus_feeds(janus) == {}
+
+
 def test_a_crashed_server_s_participant_leaves_the_room_within_janus_s_session_timeout(
         janus: RunningJanus, servers: tuple[RunningServer, RunningServer], talking_face_frames,
         tmp_path: Path) -> None:
@@ -242,7 +403,7 @@ def test_a_crashed_server_s_participant_leaves_the_room_within_janus_s_session_t
                                     (janus.config_dir / "janus.jcfg").read_text()).group(1))
     assert session_timeout <= 15  # the shipped config: a crash costs the room seconds, not a minute
 
-    with running_server(tmp_path, *server_flags(janus)) as doomed:
+    with sfu_server(tmp_path, janus) as doomed:
         code, room = post_json(first, "/api/rooms", {})
         assert code == 201
 
