@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 from aiohttp import BodyPartReader, MultipartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from server.errors import ApiError
 from server.http_input import quoted
@@ -28,7 +28,10 @@ async def read_photos(request: web.Request, max_photos: int, max_bytes: int, dec
         raise _too_large(max_bytes)  # said so up front: not a byte of it is read
     try:
         return await _read(await request.multipart(), max_photos, max_bytes, decode)
-    except (ValueError, HttpProcessingError) as error:  # aiohttp's word for a broken form (no boundary, long lines)
+    except LineTooLong as error:  # aiohttp caps a part's header lines (8 KB): a very long file name, say
+        raise ApiError(400, "the upload is not a well-formed multipart/form-data body (a part header line is too "
+                            "long)") from error
+    except (ValueError, HttpProcessingError) as error:  # aiohttp's word for a broken form (no boundary, say)
         raise ApiError(400, "the upload is not a well-formed multipart/form-data body") from error
 
 
