@@ -19,12 +19,12 @@ from server import metrics
 from server.admission import Admission
 from server.batcher import BatcherConfig, FrameBatcher
 from server.config import ServerConfig
+from server.decode_pool import DecodePool
 from server.errors import ApiError
 from server.health import health
 from server.http_input import client_address, json_body, require_json
 from server.janus import JanusClient, JanusError
 from server.origin_guard import ServedHosts, origin_guard
-from server.photos import decode_photo
 from server.registry import SessionRegistry
 from server.room_quota import UnjoinedRoomQuota
 from server.rooms import RoomRegistry, TileTrack, clean_name
@@ -34,6 +34,7 @@ from server.sfu_rooms import JanusRooms
 from server.supervisor import Supervisor
 from server.targets import TargetStore
 from server.turn import IceSettings
+from server.upload_form import read_photos
 from server.uploads import UploadLimiter
 from server.warmup import warm_up
 
@@ -50,6 +51,7 @@ EXECUTOR = web.AppKey("executor", concurrent.futures.ThreadPoolExecutor)
 ADMISSION = web.AppKey("admission", Admission)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 UPLOADS = web.AppKey("uploads", UploadLimiter)
+DECODES = web.AppKey("decodes", DecodePool)
 ICE = web.AppKey("ice", IceSettings)
 ROOM_QUOTA = web.AppKey("room_quota", UnjoinedRoomQuota)
 # Read-only and internal: the proxies in deploy/ do not route them, and the Host check lets probes
@@ -256,35 +258,10 @@ async def target_image(request: web.Request) -> web.Response:
 
 async def upload_target(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    if not request.content_type.startswith("multipart/"):
-        raise ApiError(400, "upload photos as multipart/form-data in a field named 'photo'")
     with request.app[UPLOADS].slot(client_address(request, config.trust_forwarded_for)):
-        return await _upload_target(request, config)
-
-
-async def _upload_target(request: web.Request, config: ServerConfig) -> web.Response:
-    reader = await request.multipart()
-    loop = asyncio.get_running_loop()
-    photos, names, total = [], [], 0
-    while (part := await reader.next()) is not None:
-        if part.name != "photo":
-            continue
-        if len(photos) >= config.max_upload_photos:
-            raise ApiError(413, f"at most {config.max_upload_photos} photos per upload")
-        data = bytearray()
-        while chunk := await part.read_chunk(256 * 1024):
-            total += len(chunk)
-            if total > config.max_upload_bytes:
-                raise ApiError(413, f"upload too large: the limit is {config.max_upload_bytes // (1024 * 1024)} MB")
-            data.extend(chunk)
-        name = part.filename or f"photo {len(photos) + 1}"
-        # Decoding a large photo takes a while: off the event loop (the default pool, not the model thread).
-        photos.append(await loop.run_in_executor(None, decode_photo, bytes(data), name))
-        names.append(name)
-        del data
-    if not photos:
-        raise ApiError(400, "no photo in the upload (multipart field 'photo')")
-    target = await request.app[TARGETS].add_upload(photos, names)
+        photos = await read_photos(request, config.max_upload_photos, config.max_upload_bytes,
+                                   request.app[DECODES].decode)
+        target = await request.app[TARGETS].add_upload(photos)
     return web.json_response(request.app[TARGETS].describe(target), status=201)
 
 
@@ -337,6 +314,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app[TARGETS] = TargetStore(pipeline.prepare_target, preparer, config.max_uploaded_targets)
     app[SUPERVISOR] = Supervisor()
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
+    app[DECODES] = DecodePool(config.decode_threads, config.decode_queue)
     app[ICE] = IceSettings.of(config)
     if config.sfu == "janus":
         app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret), config.room_key_secret,
@@ -361,6 +339,7 @@ def build_app(config: ServerConfig) -> web.Application:
         await app[SUPERVISOR].stop()
         app[EXECUTOR].shutdown(wait=False, cancel_futures=True)
         preparer.shutdown(wait=False, cancel_futures=True)
+        app[DECODES].shutdown()
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

@@ -63,6 +63,9 @@ class ServerConfig(PipelineConfig):
     max_upload_photos: int = option(8, "most photos in one upload (few-shot targets)", low=1)
     max_uploads_per_client: int = option(1, "uploads one client address may have in progress at once (each "
                                          "takes the one target-preparation thread)", low=1)
+    decode_threads: int = option(2, "threads that decode uploaded photos (each may hold ~100 MB while it runs)",
+                                 low=1, high=16)
+    decode_queue: int = option(4, "photo decodes that may wait for a decode thread; more get HTTP 503", low=0)
     max_uploaded_targets: int = option(64, "uploaded targets kept in memory (oldest evicted first)", low=1)
     room_size: int = option(4, "most participants in one avatar room", low=2, high=16)
     max_rooms: int = option(32, "most avatar rooms open at once", low=0)

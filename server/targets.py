@@ -74,8 +74,8 @@ class TargetStore:
                 entry.prepared = PreparedTarget(entry.id, face)
         return entry.prepared
 
-    async def add_upload(self, photos: list[np.ndarray], names: list[str]) -> PreparedTarget:
-        face = await self._run_prepare(photos, names)
+    async def add_upload(self, photos: list[np.ndarray]) -> PreparedTarget:
+        face = await self._run_prepare(photos)
         target_id = "upload-" + secrets.token_urlsafe(9)
         title = "Your photo" if len(photos) == 1 else f"Your photos ({len(photos)})"
         # Only the prepared crops are kept: the raw photos (up to 8 x 2048 px) are not needed again.
@@ -97,15 +97,16 @@ class TargetStore:
             raise ApiError(500, "could not encode the target image")
         return encoded.tobytes()
 
-    async def _run_prepare(self, photos: list[np.ndarray], names: list[str] | None = None) -> TargetFace:
+    async def _run_prepare(self, photos: list[np.ndarray]) -> TargetFace:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, self._prepare, photos)
         except NoFaceError as error:
-            if len(photos) == 1 or names is None:
+            if len(photos) == 1:
                 raise ApiError(422, str(error)) from error
-            raise ApiError(422, f"{str(error).replace('the photo', quoted(names[error.index]))} "
-                                f"(photo {error.index + 1} of {len(photos)})") from error
+            # By position ("photo 2 of 3"): a client's file name is never repeated back.
+            where = f"photo {error.index + 1} of {len(photos)}"
+            raise ApiError(422, str(error).replace("the photo", where)) from error
 
 
 def _prepared_only() -> list[np.ndarray]:

@@ -124,7 +124,7 @@ CATALOGUE = [
          lambda: multipart(("grace.jpg", GRACE.read_bytes()),
                            ("landscape.jpg", sample_media("free-mountain-vector-01.jpg").read_bytes()),
                            ("again.jpg", GRACE.read_bytes())),
-         422, "'landscape.jpg' (photo 2 of 3)", f"multipart/form-data; boundary={BOUNDARY}"),
+         422, "no face found in photo 2 of 3", f"multipart/form-data; boundary={BOUNDARY}"),
     Case("16-bit grayscale PNG", "/api/targets", lambda: multipart(("grace16.png", grace_gray16())), 201, "",
          f"multipart/form-data; boundary={BOUNDARY}"),
     Case("face 60 px wide in 817 px", "/api/targets", lambda: multipart(("small.jpg", small_face_photo())), 201, "",
