@@ -4,6 +4,7 @@ generator, mesh) and checks the avatar stream it gets back."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 
 import cv2
@@ -43,7 +44,12 @@ def call(server: RunningServer, talking_face_clip: list[np.ndarray]) -> Syntheti
 def test_avatar_frames_arrive_at_requested_size_with_driver_pts(call: SyntheticPeer) -> None:
     stats = call.stats
     assert stats.errors == []
-    assert len(stats.received) >= 0.4 * stats.sent  # a broken pipeline returns nothing; overload drops some
+    # A broken pipeline returns nothing or stalls; an overloaded machine drops frames (the batcher keeps the
+    # newest), so the call is judged by avatar frames arriving all through it, not by a share of the sent ones.
+    assert len(stats.received) >= 30
+    arrivals = [r.arrived for r in stats.received]
+    assert _longest_gap_s(arrivals) < 1.5
+    assert max(arrivals) > max(stats.sent_at.values()) - 1.5  # still arriving at the end of the call
     assert {(r.width, r.height) for r in stats.received} == {(256, 256)}
     matched = [r for r in stats.received if r.frame_id in stats.sent_pts]
     assert len(matched) >= 0.9 * len(stats.received)
@@ -52,6 +58,11 @@ def test_avatar_frames_arrive_at_requested_size_with_driver_pts(call: SyntheticP
     assert max(offsets) - min(offsets) <= 10  # 90 kHz ticks: rounding only
     latencies = stats.latencies_ms()
     assert latencies and min(latencies) > 0
+
+
+def _longest_gap_s(arrivals: list[float]) -> float:
+    ordered = sorted(arrivals)
+    return max(b - a for a, b in itertools.pairwise(ordered))
 
 
 def _driver_frame(frames: list[np.ndarray], frame_id: int) -> np.ndarray:
