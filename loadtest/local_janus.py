@@ -2,6 +2,8 @@
 
 The config folder is copied with the HTTP port changed, and the API secret and an RTP port range are
 given on the command line, so several runs (and other engineers' tests) never collide on ports.
+Janus cannot gather ICE candidates on loopback, so it runs in a network namespace of its own
+(loadtest.netns): its API and media are at the namespace's address, and nothing reaches the LAN address.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest.local_server import REPO_ROOT, free_port, stop_process
+from loadtest.netns import Namespace, namespaces_available, network_namespace
 
 CONFIG_DIR = REPO_ROOT / "deploy" / "janus"
 
 
 @dataclass
 class RunningJanus:
-    url: str  # the Janus API base, http://127.0.0.1:<port>/janus
+    url: str  # the Janus API base, http://<its namespace's address>:<port>/janus
     secret: str
     config_dir: Path
     log_path: Path
@@ -76,21 +79,31 @@ class RunningJanus:
 
 
 def janus_available() -> bool:
-    return shutil.which("janus") is not None
+    return shutil.which("janus") is not None and namespaces_available()
 
 
 @contextlib.contextmanager
 def running_janus(tmp_dir: Path) -> Iterator[RunningJanus]:
+    with network_namespace() as namespace:
+        yield from _running_janus(tmp_dir, namespace)
+
+
+def _running_janus(tmp_dir: Path, namespace: Namespace) -> Iterator[RunningJanus]:
     config_dir = tmp_dir / "janus-config"
     shutil.copytree(CONFIG_DIR, config_dir, dirs_exist_ok=True)
     port = free_port()
     http_config = config_dir / "janus.transport.http.jcfg"
-    http_config.write_text(re.sub(r"(?m)^(\s*port\s*=\s*)\d+", rf"\g<1>{port}", http_config.read_text()))
+    http_text = re.sub(r"(?m)^\s*(ip|interface)\s*=.*\n", "", http_config.read_text())  # it listens here:
+    listen = rf'\g<1>port = {port}\n\g<1>ip = "{namespace.inner_address}"'
+    http_text = re.sub(r"(?m)^(\s*)port\s*=\s*\d+", listen, http_text)
+    http_config.write_text(http_text)
     rtp_low = 20000 + secrets.randbelow(400) * 100  # a random 100-port slice, apart from other runs
     secret = secrets.token_hex(12)
-    argv = ["janus", "--configs-folder", str(config_dir), "--config", str(config_dir / "janus.jcfg"),
+    argv = [*namespace.exec_prefix(),
+            "janus", "--configs-folder", str(config_dir), "--config", str(config_dir / "janus.jcfg"),
             "--apisecret", secret, "--rtp-port-range", f"{rtp_low}-{rtp_low + 99}", "--disable-colors"]
-    janus = RunningJanus(f"http://127.0.0.1:{port}/janus", secret, config_dir, tmp_dir / f"janus-{port}.log",
+    url = f"http://{namespace.inner_address}:{port}/janus"
+    janus = RunningJanus(url, secret, config_dir, tmp_dir / f"janus-{port}.log",
                          subprocess.Popen(["true"]), argv)
     janus.process.wait()
     janus.start()
