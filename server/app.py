@@ -23,6 +23,7 @@ from server.errors import ApiError
 from server.health import health
 from server.http_input import client_address, json_body
 from server.janus import JanusClient, JanusError
+from server.per_client_rate import PerClientRate
 from server.photos import decode_photo
 from server.registry import SessionRegistry
 from server.rooms import RoomRegistry, TileTrack, clean_name
@@ -48,6 +49,7 @@ ADMISSION = web.AppKey("admission", Admission)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 UPLOADS = web.AppKey("uploads", UploadLimiter)
 ICE = web.AppKey("ice", IceSettings)
+ICE_RATE = web.AppKey("ice_rate", PerClientRate)
 
 
 @web.middleware
@@ -279,6 +281,7 @@ async def server_info(request: web.Request) -> web.Response:
 
 async def ice_servers(request: web.Request) -> web.Response:
     """The caller's RTCPeerConnection iceServers: STUN, and TURN with credentials minted for this request."""
+    request.app[ICE_RATE].check(client_address(request, request.app[CONFIG].trust_forwarded_for), "ICE server")
     # no-store: a cached answer would hand out credentials that expire (or are shared between callers).
     return web.json_response({"iceServers": request.app[ICE].for_browser()}, headers={"Cache-Control": "no-store"})
 
@@ -311,6 +314,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app[SUPERVISOR] = Supervisor()
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
     app[ICE] = IceSettings.of(config)
+    app[ICE_RATE] = PerClientRate(config.ice_servers_per_minute)
     if config.sfu == "janus":
         app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret or None), config.sfu_secret,
                               config.room_size, config.max_rooms, app[ICE], config.sfu_recover_s)
