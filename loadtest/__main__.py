@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import sys
 import tempfile
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from loadtest.config import LoadTestConfig, parse_config
 from loadtest.local_server import running_server
 from loadtest.report import build_report, markdown, write_report
 from loadtest.runner import RunResult, run
+from rtc.ice_scope import is_loopback_url
 
 FRAMES_TO_LOOP = 300  # 10 s of video at 30 fps, looped
 
@@ -44,16 +43,6 @@ def load_frames(video: Path | None) -> list[np.ndarray]:
     return frames
 
 
-def _is_loopback(url: str) -> bool:
-    host = urllib.parse.urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @contextlib.contextmanager
 def local_passthrough_server(model_server: dict) -> Iterator[str]:
     """Start a passthrough server on this machine with the model server's limits."""
@@ -75,7 +64,7 @@ async def _run_all(config: LoadTestConfig, frames: list[np.ndarray]) -> dict[str
     if config.passthrough_url:
         runs["passthrough"] = await run(config, config.passthrough_url.rstrip("/"), frames)
     elif config.compare_passthrough:
-        if not _is_loopback(config.url):
+        if not is_loopback_url(config.url):
             raise SystemExit("error: --compare-passthrough starts a local server; for a remote one, "
                              "give --passthrough-url")
         with local_passthrough_server(runs["model"].server_info) as url:

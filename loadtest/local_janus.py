@@ -5,6 +5,8 @@ it, by deploy/janus/start.sh: the API secret goes in by environment into a file 
 never on a command line. An RTP port range is passed on, so several runs (and other engineers' tests)
 never collide on ports. With `admin=True` the copy also opens Janus's admin API on loopback with a secret
 of its own (the shipped config keeps it off): tests count the handles Janus holds through it.
+Janus cannot gather ICE candidates on loopback, so it runs in a network namespace of its own
+(loadtest.netns): its API and media are at the namespace's address, and nothing reaches the LAN address.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import aiohttp
 
 from loadtest.local_server import REPO_ROOT, free_port, stop_process
+from loadtest.netns import Namespace, namespaces_available, network_namespace
 
 CONFIG_DIR = REPO_ROOT / "deploy" / "janus"
 START_SCRIPT = CONFIG_DIR / "start.sh"
@@ -35,7 +38,7 @@ Call = Callable[[dict], Awaitable[dict]]
 
 @dataclass
 class RunningJanus:
-    url: str  # the Janus WebSocket API, ws://127.0.0.1:<port>
+    url: str  # the Janus WebSocket API, ws://<its namespace's address>:<port>
     secret: str  # Janus's API secret (the servers' MARIONETTE_SFU_SECRET)
     room_key_secret: str  # what the servers sharing this Janus derive room keys from (never given to Janus)
     config_dir: Path  # the config Janus was started from (its running copy, with the secret, is in run_dir)
@@ -131,7 +134,7 @@ def over_websocket(url: str, protocol: str, run: Callable[[Call], Awaitable[Any]
 
 
 def janus_available() -> bool:
-    return shutil.which("janus") is not None
+    return shutil.which("janus") is not None and namespaces_available()
 
 
 def _set(text: str, key: str, value: str) -> str:
@@ -143,6 +146,11 @@ def _set(text: str, key: str, value: str) -> str:
 
 @contextlib.contextmanager
 def running_janus(tmp_dir: Path, admin: bool = False) -> Iterator[RunningJanus]:
+    with network_namespace() as namespace:
+        yield from _running_janus(tmp_dir, namespace, admin)
+
+
+def _running_janus(tmp_dir: Path, namespace: Namespace, admin: bool) -> Iterator[RunningJanus]:
     config_dir = tmp_dir / "janus-config"
     shutil.copytree(CONFIG_DIR, config_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("Dockerfile", "*.sh"))
     port = free_port()
@@ -151,9 +159,9 @@ def running_janus(tmp_dir: Path, admin: bool = False) -> Iterator[RunningJanus]:
     admin_url = admin_secret = None
     if admin:  # tests only: on loopback, with a secret of its own
         admin_port, admin_secret = free_port(), secrets.token_hex(16)
-        admin_url = f"ws://127.0.0.1:{admin_port}"
+        admin_url = f"ws://{namespace.inner_address}:{admin_port}"
         text = _set(text, "admin_ws", "true").replace(
-            "admin: {", f'admin: {{\n\tadmin_ws_port = {admin_port}\n\tadmin_ws_ip = "127.0.0.1"', 1)
+            "admin: {", f'admin: {{\n\tadmin_ws_port = {admin_port}\n\tadmin_ws_ip = "{namespace.inner_address}"', 1)
         core = config_dir / "janus.jcfg"
         core.write_text(core.read_text().replace("general: {", f'general: {{\n\tadmin_secret = "{admin_secret}"', 1))
     ws_config.write_text(text)
@@ -161,9 +169,9 @@ def running_janus(tmp_dir: Path, admin: bool = False) -> Iterator[RunningJanus]:
     secret = secrets.token_hex(16)
     run_dir = tmp_dir / "janus-run"
     env = {**os.environ, "JANUS_API_SECRET": secret, "JANUS_CONFIG_DIR": str(config_dir),
-           "JANUS_RUN_DIR": str(run_dir)}
-    argv = ["sh", str(START_SCRIPT), "--rtp-port-range", f"{rtp_low}-{rtp_low + 99}"]
-    janus = RunningJanus(f"ws://127.0.0.1:{port}", secret, secrets.token_hex(16), config_dir, run_dir,
+           "JANUS_RUN_DIR": str(run_dir), "JANUS_API_IP": namespace.inner_address}
+    argv = [*namespace.exec_prefix(), "sh", str(START_SCRIPT), "--rtp-port-range", f"{rtp_low}-{rtp_low + 99}"]
+    janus = RunningJanus(f"ws://{namespace.inner_address}:{port}", secret, secrets.token_hex(16), config_dir, run_dir,
                          tmp_dir / f"janus-{port}.log", subprocess.Popen(["true"]), argv, env, admin_url,
                          admin_secret)
     janus.process.wait()

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadtest.netns import local_server_flags
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Every caller of a test or load test comes from 127.0.0.1: the per-client limits meant for the public would
 # refuse the third. They are lifted here; a test of those limits passes its own (a later flag wins).
@@ -51,7 +53,9 @@ def running_server(tmp_dir: Path, *flags: str, startup_timeout: float = 60.0,
     log_path = tmp_dir / f"server-{port}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), *ONE_ADDRESS_FLAGS, *flags],
+            # ICE on loopback (and the links of namespaces opened here, loadtest.netns): never this host's LAN address.
+            [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), *local_server_flags(),
+             *ONE_ADDRESS_FLAGS, *flags],
             cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )

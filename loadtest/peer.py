@@ -21,7 +21,9 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 
+from loadtest.netns import local_scope
 from rtc import frame_tag, messages
+from rtc.ice_scope import install_ice_scope, installed_scope, is_loopback_url, sdp_candidates
 from rtc.tuning import install_low_latency_jitter_buffer
 
 VIDEO_CLOCK = 90_000
@@ -46,6 +48,11 @@ class PeerConfig:
     send_video: bool = True  # False: offers a camera but never sends a frame (a stalled or hostile client)
     ping_every_s: float = 0.0  # > 0: ping over the status channel this often (the pongs land in stats.statuses)
     source_address: str | None = None  # the local address HTTP requests come from (e.g. 127.0.0.2: another client)
+
+
+class NoReachableCandidateError(ConnectionError):
+    """The answer offers no address this process's ICE scope lets it check (e.g. a loopback run against a server
+    that does not gather on loopback)."""
 
 
 class RejectedError(Exception):
@@ -142,6 +149,8 @@ class DriverTrack(MediaStreamTrack):
 class SyntheticPeer:
     def __init__(self, frames: list[np.ndarray], config: PeerConfig) -> None:
         install_low_latency_jitter_buffer()
+        if is_loopback_url(config.url) and installed_scope() is None:
+            install_ice_scope(local_scope())  # a local run's media stays on loopback (process-wide, rtc.ice_scope)
         self.config = config
         self.stats = PeerStats()
         self.session_id: str | None = None
@@ -153,6 +162,8 @@ class SyntheticPeer:
         self.sfu: str | None = None  # "janus": the others' avatars are watched from the SFU, not tiles
         self._watches: dict[int, tuple[str, RTCPeerConnection]] = {}  # feed -> (watch id, its connection)
         self._watch_lock = asyncio.Lock()
+        self.offer_sdp: str | None = None  # the SDP of the call, for checks of where its media goes
+        self.answer_sdp: str | None = None
 
     async def __aenter__(self) -> SyntheticPeer:
         await self.connect()
@@ -215,6 +226,13 @@ class SyntheticPeer:
                                     response.headers.get("Retry-After"))
         self.session_id, self.token = answer["session_id"], answer["token"]
         self.sfu = answer.get("sfu")
+        self.offer_sdp, self.answer_sdp = self._pc.localDescription.sdp, answer["sdp"]
+        scope = installed_scope()
+        if scope is not None and all(scope.refusal(*c) for c in sdp_candidates(answer["sdp"])):
+            await self.close()
+            hint = " (start it with --ice-host-addresses 127.0.0.1)" if is_loopback_url(self.config.url) else ""
+            raise NoReachableCandidateError(f"the server's answer offers no ICE candidate within this process's "
+                                            f"scope{hint}: {sdp_candidates(answer['sdp'])[:4]}")
         await self._pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         self._setup_started = started
 
@@ -248,6 +266,12 @@ class SyntheticPeer:
         while channel.readyState == "open":
             channel.send(json.dumps({"type": messages.PING, "t": time.perf_counter()}))
             await asyncio.sleep(self.config.ping_every_s)
+
+    def selected_pair(self) -> tuple[tuple[str, int], tuple[str, int]] | None:
+        """(local, remote) address of the call's nominated ICE pair (aioice's), once connected."""
+        connection = self._pc.getTransceivers()[0].sender.transport.transport.iceGatherer._connection
+        pair = connection._nominated.get(1)
+        return None if pair is None else (pair.local_addr, pair.remote_addr)
 
     def stop_camera(self) -> None:
         """Stop sending video but keep the connection (a frozen or unplugged camera)."""

@@ -11,6 +11,7 @@ import sys
 import uvloop
 from aiohttp import web
 
+from rtc.ice_scope import IceScope, install_ice_scope
 from server.app import build_app
 from server.config import ServerConfig, parse_config
 from server.janus import startup_problem
@@ -48,6 +49,11 @@ def main() -> None:
             sys.exit(f"python -m server: error: {error}")
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLogger().level))  # per-candidate noise
+    # Process-wide (aioice has no per-connection setting): every peer connection of the server, callers' and
+    # Janus's, gathers and checks within it (rtc.ice_scope).
+    install_ice_scope(IceScope.of(config.ice_host_addresses, config.ice_allowed_peers))
+    log.info("ICE gathers on %s; remote candidates allowed in %s", ",".join(config.ice_host_addresses) or "every "
+             "interface", ",".join(config.ice_allowed_peers) or "any network (ports >= 1024, no link-local)")
     uvloop.run(serve(config, ssl_context))
 
 

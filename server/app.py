@@ -18,6 +18,7 @@ from rtc.tuning import install_low_latency_jitter_buffer
 from server import metrics
 from server.admission import Admission
 from server.batcher import BatcherConfig, FrameBatcher
+from server.client_limits import CallRate
 from server.config import ServerConfig
 from server.decode_pool import DecodePool
 from server.errors import ApiError
@@ -58,6 +59,7 @@ ROOM_QUOTA = web.AppKey("room_quota", UnjoinedRoomQuota)
 # (Kubernetes names the pod by IP, Prometheus by its target) reach the first two under any name.
 PROBE_PATHS = ("/healthz", "/metrics")
 INTERNAL_PATHS = (*PROBE_PATHS, "/api/info")
+ICE_RATE = web.AppKey("ice_rate", CallRate)
 
 
 @web.middleware
@@ -280,6 +282,8 @@ async def server_info(request: web.Request) -> web.Response:
 
 async def ice_servers(request: web.Request) -> web.Response:
     """The caller's RTCPeerConnection iceServers: STUN, and TURN with credentials minted for this request."""
+    request.app[ICE_RATE].check_and_count(client_address(request, request.app[CONFIG].trust_forwarded_for),
+                                          "ICE server requests")
     # no-store: a cached answer would hand out credentials that expire (or are shared between callers).
     return web.json_response({"iceServers": request.app[ICE].for_browser()}, headers={"Cache-Control": "no-store"})
 
@@ -316,6 +320,7 @@ def build_app(config: ServerConfig) -> web.Application:
     app[UPLOADS] = UploadLimiter(config.max_uploads_per_client)
     app[DECODES] = DecodePool(config.decode_threads, config.decode_queue)
     app[ICE] = IceSettings.of(config)
+    app[ICE_RATE] = CallRate(config.ice_servers_per_minute)
     if config.sfu == "janus":
         app[SFU] = JanusRooms(JanusClient(config.sfu_url, config.sfu_secret), config.room_key_secret,
                               config.room_size, config.max_rooms, app[ICE], config.sfu_recover_s,

@@ -20,36 +20,80 @@ WINDOW_S = 60.0
 SESSIONS_RETRY_AFTER_S = 5  # about how long a caller's other call takes to end once hung up (or idle-closed)
 
 
+class CallRate:
+    """Calls per client address in the last WINDOW_S. Clients are kept in order of their latest call (oldest
+    first), so forgetting the idle ones stops at the first recent one: memory follows the active clients."""
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._calls: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def clients(self) -> set[str]:
+        return set(self._calls)
+
+    def wait_s(self, client: str) -> int | None:
+        """Seconds until `client` may call again, or None when it may now."""
+        calls = self._calls.get(client)
+        if calls is None:
+            return None
+        horizon = self._clock() - WINDOW_S
+        while calls and calls[0] <= horizon:
+            calls.popleft()
+        if len(calls) < self.limit:
+            return None
+        return max(1, math.ceil(calls[0] + WINDOW_S - self._clock()))
+
+    def count(self, client: str) -> None:
+        self._calls.setdefault(client, collections.deque()).append(self._clock())
+        self._calls.move_to_end(client)
+        self.forget_idle()
+
+    def forget_idle(self) -> None:
+        horizon = self._clock() - WINDOW_S
+        while self._calls:
+            client, calls = next(iter(self._calls.items()))
+            if calls[-1] > horizon:
+                break
+            del self._calls[client]
+
+    def check_and_count(self, client: str, what: str) -> None:
+        """Count one call of `client`, or raise HTTP 429 with Retry-After once it made `limit` in the window."""
+        wait = self.wait_s(client)
+        if wait is not None:
+            raise ApiError(429, f"too many {what} from this address ({self.limit} a minute at most); try again "
+                                f"in {wait} s", {"Retry-After": str(wait)})
+        self.count(client)
+
+
 class ClientLimits:
     def __init__(self, max_sessions: int, max_offers_per_window: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._max_sessions = max_sessions
-        self._max_offers = max_offers_per_window
-        self._clock = clock
         self._sessions: collections.Counter[str] = collections.Counter()  # open or being negotiated
-        # Offer times per client, oldest first; the clients ordered by their latest offer (oldest first).
-        self._offers: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+        self._offers = CallRate(max_offers_per_window, clock)
 
     def __len__(self) -> int:
         """Clients with an entry (for tests: idle ones must go)."""
-        return len(self._offers.keys() | self._sessions.keys())
+        return len(self._sessions.keys() | self._offers.clients())
 
     def check(self, client: str) -> None:
         """Raise a 429 ApiError unless `client` may start one more session now."""
         if self._sessions[client] >= self._max_sessions:
             raise ApiError(429, f"you already have {self._max_sessions} calls open from this address (the most "
                                 "allowed); hang up one of them first", {"Retry-After": str(SESSIONS_RETRY_AFTER_S)})
-        offers = self._recent(client)
-        if len(offers) >= self._max_offers:
-            wait = max(1, math.ceil(offers[0] + WINDOW_S - self._clock()))
-            raise ApiError(429, f"too many calls started from this address ({self._max_offers} a minute at "
+        wait = self._offers.wait_s(client)
+        if wait is not None:
+            raise ApiError(429, f"too many calls started from this address ({self._offers.limit} a minute at "
                                 f"most); try again in {wait} s", {"Retry-After": str(wait)})
 
     def claim(self, client: str) -> None:
         """Count an offer and a session place for `client` (after check()); release() gives the place back."""
         self._sessions[client] += 1
-        self._offers.setdefault(client, collections.deque()).append(self._clock())
-        self._offers.move_to_end(client)
+        self._offers.count(client)
 
     def release(self, client: str) -> None:
         self._sessions[client] -= 1
@@ -57,18 +101,5 @@ class ClientLimits:
             del self._sessions[client]
 
     def forget_idle(self) -> None:
-        """Drop the offer history of clients whose latest offer left the window (called on housekeeping ticks);
-        the clients are kept in order of their latest offer, so this stops at the first recent one."""
-        horizon = self._clock() - WINDOW_S
-        while self._offers:
-            client, offers = next(iter(self._offers.items()))
-            if offers[-1] > horizon:
-                break
-            del self._offers[client]
-
-    def _recent(self, client: str) -> collections.deque[float]:
-        offers = self._offers.get(client, collections.deque())
-        horizon = self._clock() - WINDOW_S
-        while offers and offers[0] <= horizon:
-            offers.popleft()
-        return offers
+        """Drop the offer history of clients whose latest offer left the window (on housekeeping ticks)."""
+        self._offers.forget_idle()

@@ -10,6 +10,7 @@ from typing import Literal
 from models.config import Device, RunSettings
 from models.pipeline import PipelineConfig
 from options import OptionError, OptionParser, new_parser, option, redefault
+from rtc.ice_scope import IceScope, interface_addresses
 from server.origin_guard import normalised_origin, served_host_pattern
 
 ENV_PREFIX = "MARIONETTE_"
@@ -99,8 +100,20 @@ class ServerConfig(PipelineConfig):
     turn_secret: str | None = option(None, "shared secret of the TURN server (coturn: use-auth-secret, "
                                      "static-auth-secret); set it by environment, MARIONETTE_TURN_SECRET",
                                      private=True)
-    turn_ttl_s: float = option(86400.0, "lifetime of the TURN credentials handed out (coturn refuses an expired "
-                               "one, also for a call in progress: keep it above the longest call)", low=60)
+    ice_servers_per_minute: int = option(30, "GET /api/ice-servers answers (each with fresh TURN credentials, "
+                                         "valid --max-session-s plus 10 min) per client address a minute; more get "
+                                         "HTTP 429 (a call asks once, plus once per watched feed in a Janus room)",
+                                         low=1)
+    # Where the server's ICE may send: unlimited, any offer's candidates would direct its checks anywhere.
+    ice_host_addresses: tuple[str, ...] = option((), "comma-separated local addresses the server's ICE gathers "
+                                                 "on (default: every interface address but loopback); "
+                                                 "127.0.0.1 keeps the media of local tests and load tests on "
+                                                 "loopback")
+    ice_allowed_peers: tuple[str, ...] = option((), "comma-separated networks (CIDR) remote ICE candidates must "
+                                                "be in, e.g. 203.0.113.10/32 for a TURN relay's address (default: "
+                                                "any, loopback only when --ice-host-addresses has one); always "
+                                                "refused: ports below 1024, unspecified, multicast, link-local "
+                                                "(169.254.169.254) and reserved addresses")
     log_level: Literal["debug", "info", "warning", "error"] = option("info", "logging level")
 
     def rules(self) -> None:
@@ -122,6 +135,17 @@ class ServerConfig(PipelineConfig):
             if normalised_origin(origin) is None:
                 raise OptionError("allowed_origins", f"{origin[:80]!r}: expected scheme://host[:port], e.g. "
                                   "https://app.example.com (no path)")
+        try:
+            IceScope.of(host_addresses=self.ice_host_addresses)
+        except ValueError as error:
+            raise OptionError("ice_host_addresses", str(error)) from None
+        try:
+            IceScope.of(allowed_peers=self.ice_allowed_peers)
+        except ValueError as error:
+            raise OptionError("ice_allowed_peers", str(error)) from None
+        missing = sorted(set(self.ice_host_addresses) - interface_addresses())
+        if missing:
+            raise OptionError("ice_host_addresses", f"no interface of this machine has the address {missing[0]!r}")
         if self.sfu == "janus":
             self._janus_rules()
 

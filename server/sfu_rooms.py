@@ -27,6 +27,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from rtc import messages
+from rtc.ice_scope import filter_sdp_candidates
 from server import metrics
 from server.errors import ApiError
 from server.janus import JanusClient, JanusError
@@ -308,7 +309,9 @@ class JanusRooms:
     async def start_watch(self, session: Session, watch_id: str, answer_sdp: str) -> None:
         handle = self._watch_handle(session, watch_id)
         try:
-            await self._janus.message(handle, {"request": "start"}, {"type": "answer", "sdp": answer_sdp})
+            # Janus checks every candidate it is given: only those within this server's ICE scope reach it.
+            await self._janus.message(handle, {"request": "start"},
+                                      {"type": "answer", "sdp": filter_sdp_candidates(answer_sdp)})
         except JanusError as error:
             metrics.SFU_ERRORS.labels(kind="subscribe").inc()
             raise ApiError(400 if error.code else 503, f"Janus refused the answer: {error.reason[:80]}") from None

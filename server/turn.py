@@ -38,19 +38,25 @@ def turn_credential(secret: str, ttl_s: float, tag: str | None = None, now: floa
     return TurnCredential(username, base64.b64encode(digest).decode())
 
 
+# A credential outlives the longest call by this much: it is fetched before the offer, and coturn checks it
+# again at every allocation refresh, so an expired one would cut the relay of a call still within its limit.
+TURN_TTL_MARGIN_S = 600.0
+
+
 @dataclass(frozen=True)
 class IceSettings:
     """What a deployment says about ICE: `static` from --ice-servers (STUN, or TURN with inline credentials),
-    `turn_urls` from --turn-urls, whose credentials are minted from `turn_secret` for `turn_ttl_s`."""
+    `turn_urls` from --turn-urls, whose credentials are minted from `turn_secret` for `turn_ttl_s`: the longest
+    call (--max-session-s) plus a margin, so a leaked credential dies soon after any call it could belong to."""
 
     static: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None
-    turn_ttl_s: float = 86400.0
+    turn_ttl_s: float = ServerConfig.max_session_s + TURN_TTL_MARGIN_S
 
     @classmethod
     def of(cls, config: ServerConfig) -> IceSettings:
-        return cls(config.ice_servers, config.turn_urls, config.turn_secret, config.turn_ttl_s)
+        return cls(config.ice_servers, config.turn_urls, config.turn_secret, config.max_session_s + TURN_TTL_MARGIN_S)
 
     def for_browser(self, tag: str | None = None) -> list[dict[str, Any]]:
         """RTCPeerConnection's `iceServers` for a caller: the STUN servers and fresh TURN credentials.

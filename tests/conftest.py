@@ -7,6 +7,11 @@ import numpy as np
 import pytest
 
 from models.assets import sample_media
+from rtc.ice_scope import LOOPBACK, install_ice_scope
+
+# Every peer connection a test makes in this process (load-test peers, raw aiortc ones, an in-process server)
+# gathers on 127.0.0.1 and checks 127.0.0.0/8 only: test traffic stays on loopback (rtc.ice_scope).
+install_ice_scope(LOOPBACK)
 
 
 @functools.cache

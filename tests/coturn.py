@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +33,10 @@ def _accepts_tcp(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_coturn(tmp_dir: Path, secret: str = "test-secret", config: Path | None = None) -> Iterator[RunningTurn]:
+def running_coturn(tmp_dir: Path, secret: str = "test-secret", config: Path | None = None,
+                   extra_args: Sequence[str] = ()) -> Iterator[RunningTurn]:
     """coturn on a free UDP/TCP port of 127.0.0.1, relaying from 127.0.0.1 to loopback peers; with `config`
-    (a turnserver.conf) its settings apply too, where the flags here do not override them.
+    (a turnserver.conf) its settings apply too, where the flags here do not override them; `extra_args` last.
 
     coturn refuses loopback peers unless told (--allow-loopback-peers, for test set-ups only); everything
     it writes (log, pid file, its database) stays in `tmp_dir`, and it never runs as a system service here."""
@@ -52,7 +53,7 @@ def running_coturn(tmp_dir: Path, secret: str = "test-secret", config: Path | No
         "--allow-loopback-peers", "--relay-threads=1",
         f"--pidfile={tmp_dir / f'turnserver-{port}.pid'}", f"--userdb={tmp_dir / f'turndb-{port}'}",
         # Its own log file, verbose: it logs sessions and relayed bytes (a redirected stdout would sit in a buffer).
-        "-v", f"--log-file={log_path}", "--simple-log", "--no-stdout-log",
+        "-v", f"--log-file={log_path}", "--simple-log", "--no-stdout-log", *extra_args,
     ]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_dir)
     turn = RunningTurn(f"turn:127.0.0.1:{port}", port, secret, log_path)

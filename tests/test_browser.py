@@ -112,6 +112,15 @@ RECORD_CSP_VIOLATIONS = """window.cspViolations = [];
 document.addEventListener("securitypolicyviolation",
   (e) => window.cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI}`));"""
 
+SELECTED_PAIR_ADDRESSES_JS = """async () => {
+  const stats = await window.marionette.pc.getStats();
+  let pair = null;
+  stats.forEach(r => {
+    if (r.type === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId);
+  });
+  return {local: stats.get(pair.localCandidateId).address, remote: stats.get(pair.remoteCandidateId).address};
+}"""
+
 
 def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 860})
@@ -129,6 +138,8 @@ def test_call_from_the_demo_page(browser, server: RunningServer) -> None:
     wait_for(page, "document.getElementById('badge').textContent === 'live'")
     session_id = page.evaluate("window.marionette.sessionId")
     first = wait_for(page, "window.marionette.framesDecoded > 5 && window.marionette.framesDecoded")
+    pair = page.evaluate(SELECTED_PAIR_ADDRESSES_JS)  # the server kept to loopback, whatever Chromium offered
+    assert pair["local"].startswith("127.") and pair["remote"].startswith("127."), pair
     time.sleep(2)
     assert page.evaluate("window.marionette.framesDecoded") > first + 20  # the avatar video plays
     assert page.evaluate("document.getElementById('remote').videoWidth") == 256

@@ -208,7 +208,7 @@ def test_turn_uses_time_limited_credentials_everywhere() -> None:
     """coturn checks the server's REST-API credentials (use-auth-secret); no static password is left anywhere."""
     text = TURN_CONFIG.read_text()
     assert re.search(r"^use-auth-secret\s*$", text, re.M)
-    assert not re.search(r"^(user|lt-cred-mech|static-auth-secret)\b", text, re.M)  # the secret is never in a file
+    assert not re.search(r"^(user|lt-cred-mech|static-auth-secret)(=|\s|$)", text, re.M)  # no secret in a file
     assert re.search(r"^min-port=\d+", text, re.M) and re.search(r"^max-port=\d+", text, re.M)
     assert re.search(r"^denied-peer-ip=0\.0\.0\.0-255\.255\.255\.255", text, re.M)  # relays to the servers only
     port = re.search(r"^listening-port=(\d+)", text, re.M).group(1)
@@ -246,6 +246,106 @@ def test_turn_config_runs_in_coturn_and_takes_the_servers_credentials(tmp_path: 
         bad = turn_credential("not-the-secret", 600)
         with pytest.raises(TransactionFailed, match="401"):
             asyncio.run(allocate(turn.port, bad.username, bad.credential))
+
+
+def turn_config_values(name: str) -> list[str]:
+    return re.findall(rf"^{name}=(\S+)\s*$", TURN_CONFIG.read_text(), re.M)
+
+
+def test_turn_relays_udp_only_within_quotas_and_never_into_internal_networks() -> None:
+    """The relay is no way past the firewall: no TCP relays (the host's web services), internal ranges and the
+    cloud metadata address denied by name, the allocations bounded below the relay ports, and every allowed
+    peer in the deploy files an exact address (an allowed range, e.g. a pod CIDR, would win over the denials)."""
+    text = TURN_CONFIG.read_text()
+    assert re.search(r"^no-tcp-relay\s*$", text, re.M) and re.search(r"^no-multicast-peers\s*$", text, re.M)
+    assert not re.search(r"^(allow-loopback-peers|allowed-peer-ip)\b", text, re.M)
+    denied = turn_config_values("denied-peer-ip")
+    for needed in ("0.0.0.0-255.255.255.255", "127.0.0.0-127.255.255.255", "10.0.0.0-10.255.255.255",
+                   "172.16.0.0-172.31.255.255", "192.168.0.0-192.168.255.255", "169.254.0.0-169.254.255.255"):
+        assert needed in denied
+    ports = int(turn_config_values("max-port")[0]) - int(turn_config_values("min-port")[0]) + 1
+    (user_quota,), (total_quota,) = turn_config_values("user-quota"), turn_config_values("total-quota")
+    assert 0 < int(user_quota) <= 8 and 0 < int(total_quota) < ports
+
+    (compose,) = load_yaml_documents(COMPOSE)
+    allowed = [arg.split("=", 1)[1] for arg in compose["services"]["coturn"]["command"]
+               if arg.startswith("--allowed-peer-ip=")]
+    assert allowed == ["${PUBLIC_IP:?set PUBLIC_IP}"]  # the host's media address, one address
+    for path in (COMPOSE, KUBERNETES, TURN_CONFIG, REPO_ROOT / "README.md"):
+        for value in re.findall(r"allowed-peer-ip=(\S+)", path.read_text()):
+            assert "-" not in value.split("?")[0] and "/" not in value, f"{path.name}: a range is allowed: {value}"
+    # Prometheus (no authentication) listens on loopback only: not reachable through the relay or from outside.
+    command = compose["services"]["prometheus"]["command"]
+    assert "--web.listen-address=127.0.0.1:9090" in command
+
+
+@pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn is not installed (scripts/setup.sh --dev)")
+def test_turn_config_in_coturn_relays_between_relays_and_refuses_the_rest(tmp_path: Path) -> None:
+    """deploy/turnserver.conf in Debian's coturn, allowed to relay to its own relay address only (the Kubernetes
+    advice; 127.0.0.1 here): a caller's and the server's allocations exchange data relay to relay; permissions
+    for a private host, the cloud metadata address or a public host are refused (403, nothing is sent there);
+    a TCP relay is refused (no-tcp-relay: 442) and one credential holds at most user-quota allocations (486)."""
+    import asyncio
+
+    from aioice import stun
+    from aioice.turn import TurnClientTcpProtocol, TurnClientUdpProtocol
+
+    from server.turn import turn_credential
+    from tests.coturn import running_coturn
+
+    class Inbox(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.datagrams: asyncio.Queue[tuple[bytes, tuple]] = asyncio.Queue()
+
+        def datagram_received(self, data: bytes, addr: tuple) -> None:
+            self.datagrams.put_nowait((data, addr))
+
+    async def exercise(port: int, secret: str) -> None:
+        loop = asyncio.get_running_loop()
+        server = ("127.0.0.1", port)
+        caller_cred, server_cred = turn_credential(secret, 600), turn_credential(secret, 600)
+        opened = []
+
+        async def allocate(cred) -> TurnClientUdpProtocol:
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: TurnClientUdpProtocol(server, cred.username, cred.credential, 600, 300), remote_addr=server)
+            opened.append(transport)
+            await asyncio.wait_for(protocol.connect(), 10)
+            return protocol
+
+        try:
+            caller, ours = await allocate(caller_cred), await allocate(server_cred)
+            ours.receiver = inbox = Inbox()
+            await ours.send_data(b"hello", caller.relayed_address)  # binds a channel: a permission for the caller
+            await caller.send_data(b"media", ours.relayed_address)
+            assert await asyncio.wait_for(inbox.datagrams.get(), 5) == (b"media", caller.relayed_address)
+
+            for peer in (("10.0.0.5", 5000), ("169.254.169.254", 8080), ("203.0.113.9", 5000)):
+                with pytest.raises(stun.TransactionFailed, match="403"):
+                    await caller.channel_bind(0x4001, peer)
+
+            transport, tcp = await loop.create_connection(
+                lambda: TurnClientTcpProtocol(server, caller_cred.username, caller_cred.credential, 600, 300),
+                *server)
+            opened.append(transport)
+            request = stun.Message(message_method=stun.Method.ALLOCATE, message_class=stun.Class.REQUEST)
+            request.attributes["LIFETIME"] = 600
+            request.attributes["REQUESTED-TRANSPORT"] = 6 << 24  # TCP (RFC 6062)
+            with pytest.raises(stun.TransactionFailed, match="442"):
+                await asyncio.wait_for(tcp.request_with_retry(request), 10)
+
+            quota = int(turn_config_values("user-quota")[0])
+            for _ in range(quota - 1):  # the caller's credential holds one already
+                await allocate(caller_cred)
+            with pytest.raises(stun.TransactionFailed, match="486"):
+                await allocate(caller_cred)
+        finally:
+            for transport in opened:
+                transport.close()
+
+    with running_coturn(tmp_path, secret="deploy-test", config=TURN_CONFIG,
+                        extra_args=["--allowed-peer-ip=127.0.0.1"]) as turn:
+        asyncio.run(exercise(turn.port, turn.secret))
 
 
 # ---- https: compose proxy, Kubernetes Ingress -------------------------------------------------------------

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.hmac import HMAC
 
 from loadtest.local_server import REPO_ROOT, RunningServer, running_server
+from server.client_limits import CallRate
 from server.config import parse_config
+from server.errors import ApiError
 from server.selfsigned import write_certificate
-from server.turn import IceSettings, turn_credential
+from server.turn import TURN_TTL_MARGIN_S, IceSettings, turn_credential
 from tests.coturn import TURNSERVER, RunningTurn, running_coturn
 
+ICE_SERVERS_PER_MINUTE = 6
 needs_coturn = pytest.mark.skipif(TURNSERVER is None, reason="coturn is not installed (scripts/setup.sh --dev)")
 
 
@@ -71,13 +75,41 @@ def test_ice_settings_for_browsers_and_for_the_server() -> None:
     (["--turn-urls", "turn:a:3478"], "TURN needs --turn-secret"),
     (["--turn-urls", "stun:a:3478", "--turn-secret", "x"], "expected turn:host:port"),
     (["--turn-url", "turn:u:p@a:3478", "--turn-secret", "x"], "no inline credentials"),
-    (["--turn-ttl-s", "5"], "must be >= 60"),
+    (["--turn-ttl-s", "86400"], "unrecognized arguments"),  # the lifetime follows --max-session-s
+    (["--ice-servers-per-minute", "0"], "must be >= 1"),
 ])
 def test_bad_tls_and_turn_options_are_refused(capsys, argv: list[str], words: str) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_config(argv)
     assert exit_info.value.code == 2
     assert words in capsys.readouterr().err
+
+
+def test_turn_credentials_live_just_past_the_longest_call() -> None:
+    config = parse_config(["--turn-urls", "turn:a:3478", "--turn-secret", "k", "--max-session-s", "3600"])
+    settings = IceSettings.of(config)
+    assert settings.turn_ttl_s == 3600 + TURN_TTL_MARGIN_S and TURN_TTL_MARGIN_S <= 900
+    expiry = int(settings.for_browser()[0]["username"].split(":")[0])
+    assert time.time() + 3600 < expiry <= time.time() + 3600 + TURN_TTL_MARGIN_S + 2
+    assert IceSettings.of(parse_config([])).turn_ttl_s == 4 * 3600 + TURN_TTL_MARGIN_S  # the 4 h default call
+
+
+def test_per_client_rate_counts_a_sliding_minute_for_each_address() -> None:
+    now = [1000.0]
+    rate = CallRate(3, clock=lambda: now[0])
+    for _ in range(3):
+        rate.check_and_count("198.51.100.1", "ICE server requests")
+    with pytest.raises(ApiError) as refused:
+        rate.check_and_count("198.51.100.1", "ICE server requests")
+    assert refused.value.status == 429 and refused.value.headers["Retry-After"] == "60"
+    assert "3 a minute" in refused.value.message
+    rate.check_and_count("198.51.100.2", "ICE server requests")  # another address has its own count
+    now[0] += 59.0
+    with pytest.raises(ApiError):
+        rate.check_and_count("198.51.100.1", "ICE server requests")
+    now[0] += 1.5  # the first calls left the window
+    rate.check_and_count("198.51.100.1", "ICE server requests")
+    assert rate.clients() == {"198.51.100.1"}  # the idle address was forgotten
 
 
 def test_config_takes_the_turn_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,6 +176,7 @@ def tls_turn_server(tmp_path_factory: pytest.TempPathFactory, turn: RunningTurn)
         with running_server(folder, "--generator", "passthrough", "--tls-cert", str(cert), "--tls-key", str(key),
                             # coturn answers STUN too (an unanswered STUN server would cost 5 s per answer)
                             "--turn-urls", turn.url, "--ice-servers", f"stun:127.0.0.1:{turn.port}",
+                            "--max-session-s", "3600", "--ice-servers-per-minute", str(ICE_SERVERS_PER_MINUTE),
                             cafile=cert) as running:
             yield running
 
@@ -157,6 +190,8 @@ def test_https_server_hands_out_fresh_turn_credentials(tls_turn_server: RunningS
     assert first[0] == {"urls": f"stun:127.0.0.1:{turn.port}"}
     assert first[1]["urls"] == [turn.url] and first[1]["username"] != second[1]["username"]
     assert first[1]["credential"] == expected_password(turn.secret, first[1]["username"])
+    expiry = int(first[1]["username"].split(":")[0])  # --max-session-s 3600 plus the margin
+    assert time.time() + 3600 < expiry <= time.time() + 3600 + TURN_TTL_MARGIN_S + 2
     assert asyncio.run(_allocate(turn, first[1]["username"], first[1]["credential"]))[0] == "127.0.0.1"
     info = tls_turn_server.get_json("/api/info")
     assert "turn_secret" not in info and turn.secret not in json.dumps(info)
@@ -189,6 +224,21 @@ def test_the_server_side_of_a_call_gathers_a_relay_candidate(tls_turn_server: Ru
     sdp = asyncio.run(answer_sdp())
     relay = [line for line in sdp.splitlines() if line.startswith("a=candidate") and " typ relay" in line]
     assert relay and " 127.0.0.1 " in relay[0], sdp  # coturn's relay address (it relays from 127.0.0.1)
+
+
+@needs_coturn
+def test_ice_servers_are_rate_limited_per_client(tls_turn_server: RunningServer) -> None:
+    """Each answer mints TURN credentials: a client gets --ice-servers-per-minute of them, then a 429."""
+    statuses = []
+    for _ in range(ICE_SERVERS_PER_MINUTE + 1):
+        try:
+            tls_turn_server.get_json("/api/ice-servers")
+            statuses.append(200)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+            body, retry_after = json.loads(error.read()), error.headers["Retry-After"]
+    assert statuses[-1] == 429 and statuses.count(200) <= ICE_SERVERS_PER_MINUTE
+    assert "too many ICE server requests" in body["error"] and 1 <= int(retry_after) <= 60
 
 
 # ---- behind a reverse proxy ------------------------------------------------------------------------------
