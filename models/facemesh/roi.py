@@ -1,25 +1,22 @@
-"""The FaceMesh region of interest: a rotated square around a face, cropped to 192x192 on the device.
+"""The torch side of the face and eye ROIs (models/facemesh/face_rois.py): crops cut on the device with
+`affine_grid`/`grid_sample`, batched, and network points taken back to frame pixels.
 
-A ROI comes from a BlazeFace detection (box scaled 1.5x, rotated so the eyes are level) or from the
-previous frame's 468 points (their extent along the eye line, scaled 1.5x), as in MediaPipe's
-face_landmark_front graph. Frame coordinates use the pixel-index convention (pixel i's centre is i);
-crop coordinates are FaceMesh's own: 0..192 across the crop.
+Frame coordinates use the pixel-index convention (pixel i's centre is i); crop coordinates are the networks' own:
+0..side across the crop.
 
-    frame_point = centre + size * R(angle) @ (crop_point / 192 - 0.5)
+    frame_point = centre + size * R(angle) @ (crop_point / side - 0.5)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.facemesh.face_rois import FaceRois
 from models.facemesh.networks import MESH_SIZE
-
-ROI_SCALE = 1.5  # face box -> crop side, MediaPipe's value for both ROI sources
-RIGHT_EYE_CORNER, LEFT_EYE_CORNER = 33, 263  # mesh points: outer eye corners (subject's right, left)
-RIGHT_EYE_KEYPOINT, LEFT_EYE_KEYPOINT = 0, 1  # BlazeFace keypoints
 
 
 @dataclass
@@ -38,6 +35,12 @@ class Roi:
         return _rotation(self.angle)
 
     @staticmethod
+    def from_numpy(rois: FaceRois, device: torch.device | str = "cpu") -> Roi:
+        centre, size, angle = (torch.from_numpy(np.asarray(values, np.float32)).to(device)
+                               for values in (rois.centre, rois.size, rois.angle))
+        return Roi(centre, size, angle)
+
+    @staticmethod
     def cat(rois: list[Roi]) -> Roi:
         return Roi(torch.cat([r.centre for r in rois]), torch.cat([r.size for r in rois]),
                    torch.cat([r.angle for r in rois]))
@@ -46,33 +49,6 @@ class Roi:
 def _rotation(angle: torch.Tensor) -> torch.Tensor:
     cos, sin = torch.cos(angle), torch.sin(angle)
     return torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-
-
-def _eye_angle(right_eye: torch.Tensor, left_eye: torch.Tensor) -> torch.Tensor:
-    delta = left_eye - right_eye  # the subject's right eye is on the image's left
-    return torch.atan2(delta[..., 1], delta[..., 0])
-
-
-def roi_from_detection(boxes: torch.Tensor, keypoints: torch.Tensor) -> Roi:
-    """Boxes (N, 4) ltrb and BlazeFace keypoints (N, 6, 2) -> ROIs."""
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    size = (boxes[:, 2:] - boxes[:, :2]).amax(dim=1) * ROI_SCALE
-    return Roi(centre, size, _eye_angle(keypoints[:, RIGHT_EYE_KEYPOINT], keypoints[:, LEFT_EYE_KEYPOINT]))
-
-
-def roi_from_landmarks(points: torch.Tensor) -> Roi:
-    """Mesh points (N, 468, 2 or 3) in frame pixels -> ROIs for the next frame.
-
-    The extent is measured along the eye line, not the image axes, so a tilted head does not get a
-    looser crop (an axis-aligned box grows by up to 41% at 45 degrees of roll)."""
-    xy = points[..., :2]
-    angle = _eye_angle(xy[:, RIGHT_EYE_CORNER], xy[:, LEFT_EYE_CORNER])
-    rotation = _rotation(angle)
-    local = xy @ rotation  # frame -> crop axes (row vectors times R is R^T applied)
-    low, high = local.amin(dim=1), local.amax(dim=1)
-    centre = ((low + high) / 2)[:, None] @ rotation.transpose(1, 2)
-    size = (high - low).amax(dim=1) * ROI_SCALE
-    return Roi(centre[:, 0], size, angle)
 
 
 def _sampling_grid(roi: Roi, height: int, width: int) -> torch.Tensor:

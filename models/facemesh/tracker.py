@@ -1,11 +1,12 @@
-"""Batched neural face tracking: BlazeFace where needed, then one FaceMesh call for every session's face.
+"""Batched neural face tracking: BlazeFace where needed, then FaceMesh on every session's face.
 
 Each stream keeps a `MeshTrackState`. A stream is tracked from its previous frame's 468 points (the ROI
 follows the face, as in MediaPipe); it is detected when it is new, was lost, or every `detect_every`
 frames (to pick up a bigger face that walked in). FaceMesh's face-presence score decides when a face
-is lost. With `refine_eyes`, both eyes of every face then go through MediaPipe's eye network in one more call,
-and its lid (and iris) points replace the mesh's eye region (models/facemesh/eyes.py). Landmarks are returned
-in the iBUG 68-point convention, as dlib gives them.
+is lost. With `refine_eyes`, both eyes of every face then go through MediaPipe's eye network, and its lid (and
+iris) points replace the mesh's eye region (models/facemesh/eyes.py). Landmarks are returned in the iBUG 68-point
+convention, as dlib gives them. The networks run in a landmark engine (models/facemesh/engines.py: the batched
+torch port, or LiteRT on the CPU); the decisions here are the same for both.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
-from models.facemesh.detection import DetectionConfig, FaceDetector
-from models.facemesh.eyes import refine_mesh, run_eye_network
+from models.facemesh.detection import DetectionConfig
+from models.facemesh.engines import landmark_engine
+from models.facemesh.eyes import eye_rois, refine_mesh
+from models.facemesh.face_rois import FaceRois, rois_from_detection, rois_from_landmarks
 from models.facemesh.mapping import to_ibug68
-from models.facemesh.networks import RuntimeConfig, detector_runner, eye_runner, mesh_runner
-from models.facemesh.roi import Roi, crop, roi_from_detection, roi_from_landmarks, to_frame
+from models.facemesh.networks import EYE_POINTS, IRIS_POINTS, RuntimeConfig
 
 
 @dataclass(frozen=True)
@@ -56,19 +59,18 @@ class MeshTrackState:
 
 
 class MeshLandmarkStage:
-    """Landmarks for a batch of frames from many streams, with one detector and one mesh call per batch."""
+    """Landmarks for a batch of frames from many streams (with the torch engine: one detector and one mesh call
+    per batch)."""
 
     def __init__(self, config: MeshTrackerConfig = MeshTrackerConfig()) -> None:
         self.config = config
-        self.device = torch.device(config.runtime.device)
-        self.detector = FaceDetector(detector_runner(config.runtime),
-                                     DetectionConfig(score_threshold=config.detection_threshold))
-        self.mesh_net = mesh_runner(config.runtime)
-        self.eye_net = eye_runner(config.runtime) if config.refine_eyes else None
+        self.engine = landmark_engine(config.runtime, DetectionConfig(score_threshold=config.detection_threshold),
+                                      config.refine_eyes)
+        self.refine_eyes = config.refine_eyes
         # Compare logits, not probabilities: sigmoid saturates in float32 far from 0.
         self.presence_logit = float(np.log(config.presence_threshold / (1 - config.presence_threshold)))
         # The server tracks live frames and prepares target photos on two threads; torch's CPU thread count,
-        # which track() sets and restores, is process-wide, so one call at a time.
+        # which track() sets and restores, is process-wide, and an engine runs one call at a time.
         self._lock = threading.Lock()
 
     def track(self, frames: list[np.ndarray], states: list[MeshTrackState],
@@ -90,56 +92,58 @@ class MeshLandmarkStage:
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
         threads = self.config.runtime.cpu_threads
-        if self.device.type != "cpu" or threads <= 0:
+        if self.config.runtime.device != "cpu" or threads <= 0:
             yield
             return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)  # process-wide, so put back for the generator
+        # Both counts are process-wide, so put back for the generator. OpenCV's: its pool splits even a 64x64
+        # warpAffine and then spins, which cost 2.7 of 13 ms CPU per frame of the litert engine (same wall time).
+        previous, previous_cv2 = torch.get_num_threads(), cv2.getNumThreads()
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
         try:
             yield
         finally:
             torch.set_num_threads(previous)
+            cv2.setNumThreads(previous_cv2)
 
     def _track_batch(self, frames: list[np.ndarray], states: list[MeshTrackState],
                      timings: dict[str, float] | None) -> list[np.ndarray | None]:
         start = time.perf_counter()
-        tensors = [torch.from_numpy(frame).to(self.device).permute(2, 0, 1) for frame in frames]
+        loaded = self.engine.load(frames)
         wanted = [i for i, state in enumerate(states)
                   if state.mesh is None or state.frames_since_detect >= self.config.detect_every]
-        detected = self._detect(tensors, states, wanted)
+        detected = self._detect(loaded, states, wanted)
         middle = time.perf_counter()
-        results = self._mesh(tensors, states, detected, set(wanted))
+        results = self._mesh(loaded, states, detected, set(wanted))
         if timings is not None:
             timings["detect"] = timings.get("detect", 0.0) + middle - start
             timings["landmarks"] = timings.get("landmarks", 0.0) + time.perf_counter() - middle
         return results
 
-    def _detect(self, tensors: list[torch.Tensor], states: list[MeshTrackState],
-                wanted: list[int]) -> dict[int, Roi]:
+    def _detect(self, frames: list, states: list[MeshTrackState], wanted: list[int]) -> dict[int, FaceRois]:
         """Detect in the `wanted` frames -> the ROIs to use there instead of the tracked ones."""
         if not wanted:
             return {}
-        found = self.detector([tensors[i] for i in wanted])
-        sides = (found.boxes[..., 2:] - found.boxes[..., :2]).clamp(min=0)
-        area = torch.where(found.valid, sides.prod(-1), torch.full_like(found.scores, -1.0))
-        best = area.argmax(dim=1)  # the largest face: the person in front of the camera
-        rows = torch.arange(len(wanted), device=best.device)
-        rois = roi_from_detection(found.boxes[rows, best], found.keypoints[rows, best])
-        has_face = found.valid[rows, best].tolist()
-        boxes = found.boxes[rows, best].cpu().numpy()
+        found = self.engine.detect(frames, wanted)
+        sides = np.clip(found.boxes[..., 2:] - found.boxes[..., :2], 0, None)
+        area = np.where(found.valid, sides.prod(-1), -1.0)
+        rows = np.arange(len(wanted))
+        best = area.argmax(axis=1)  # the largest face: the person in front of the camera
+        boxes = found.boxes[rows, best]
+        rois = rois_from_detection(boxes, found.keypoints[rows, best])
         chosen = {}
         for row, index in enumerate(wanted):
             state = states[index]
             state.frames_since_detect = 0
-            if not has_face[row]:
+            if not found.valid[row, best[row]]:
                 continue  # a tracked face stays tracked (presence decides); a lost one stays lost
             if state.mesh is not None and _inside(boxes[row], state.mesh):
                 continue  # the same face: its tracked ROI is tighter than a detection's
-            chosen[index] = Roi(rois.centre[row:row + 1], rois.size[row:row + 1], rois.angle[row:row + 1])
+            chosen[index] = rois.take([row])
         return chosen
 
-    def _mesh(self, tensors: list[torch.Tensor], states: list[MeshTrackState],
-              detected: dict[int, Roi], searched: set[int]) -> list[np.ndarray | None]:
+    def _mesh(self, frames: list, states: list[MeshTrackState], detected: dict[int, FaceRois],
+              searched: set[int]) -> list[np.ndarray | None]:
         tracked = [i for i, state in enumerate(states) if state.mesh is not None and i not in detected]
         order = list(detected) + tracked
         results: list[np.ndarray | None] = [None] * len(states)
@@ -149,20 +153,16 @@ class MeshLandmarkStage:
             return results
         rois = list(detected.values())
         if tracked:
-            previous = torch.from_numpy(np.stack([states[i].mesh for i in tracked])).to(self.device)
-            rois.append(roi_from_landmarks(previous))
-        roi = Roi.cat(rois)
-        points, logits = self.mesh_net(crop(tensors, order, roi))
-        meshes = to_frame(points.to(self.device), roi)
-        present = ((logits.to(self.device) > self.presence_logit) & meshes.isfinite().all(-1).all(-1)).tolist()
+            rois.append(rois_from_landmarks(np.stack([states[i].mesh for i in tracked])))
+        raw, logits = self.engine.mesh(frames, order, FaceRois.cat(rois))
+        present = ((logits > self.presence_logit) & np.isfinite(raw).all(axis=(1, 2))).tolist()
         due = [keep and (states[index].eye_correction is None
                          or (states[index].frames_tracked + states[index].eye_phase) % self.config.eyes_every == 0)
                for keep, index in zip(present, order, strict=True)]
-        raw = meshes.cpu().numpy()
-        meshes, iris = self._refine_eyes(tensors, order, meshes, due)
-        if self.eye_net is not None:
+        meshes, iris = self._refine_eyes(frames, order, raw, due)
+        if self.refine_eyes:
             meshes = self._hold_eye_corrections(meshes, raw, [states[index] for index in order], present, due, iris)
-        landmarks = to_ibug68(meshes, refined_eyes=self.eye_net is not None).astype(np.float32)
+        landmarks = to_ibug68(meshes, refined_eyes=self.refine_eyes).astype(np.float32)
         for row, index in enumerate(order):
             state = states[index]
             if not present[row]:
@@ -191,19 +191,20 @@ class MeshLandmarkStage:
                 meshes[row, :, :2] = raw[row, :, :2] + state.eye_correction
         return meshes
 
-    def _refine_eyes(self, tensors: list[torch.Tensor], order: list[int], meshes: torch.Tensor,
-                     present: list[bool]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Meshes (N, 468, 3) with the eye network's eyelids, and irises (N, 2, 5, 2), for the present faces."""
-        rows = [row for row, keep in enumerate(present) if keep]
-        if self.eye_net is None or not rows:
-            return meshes.cpu().numpy(), None
-        index = torch.tensor(rows, device=meshes.device)
-        eyes, iris = run_eye_network(self.eye_net, tensors, [order[row] for row in rows], meshes[index])
-        meshes = meshes.clone()
-        meshes[index] = refine_mesh(meshes[index], eyes)
-        all_iris = torch.zeros(len(present), 2, iris.shape[2], 2, device=meshes.device)
-        all_iris[index] = iris[..., :2].to(all_iris.dtype)
-        return meshes.cpu().numpy(), all_iris.cpu().numpy().astype(np.float32)
+    def _refine_eyes(self, frames: list, order: list[int], meshes: np.ndarray,
+                     due: list[bool]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Meshes (N, 468, 3) with the eye network's eyelids, and irises (N, 2, 5, 2), for the faces due."""
+        rows = [row for row, keep in enumerate(due) if keep]
+        if not self.refine_eyes or not rows:
+            return meshes.copy(), None
+        rois, mirrored = eye_rois(meshes[rows])
+        points = self.engine.eyes(frames, [order[row] for row in rows for _ in range(2)], rois, mirrored)
+        points = points.reshape(len(rows), 2, -1, 3)
+        refined = meshes.copy()
+        refined[rows] = refine_mesh(meshes[rows], points[:, :, :EYE_POINTS])
+        iris = np.zeros((len(meshes), 2, IRIS_POINTS, 2), np.float32)
+        iris[rows] = points[:, :, EYE_POINTS:, :2]
+        return refined, iris
 
 
 def _lose(state: MeshTrackState) -> None:

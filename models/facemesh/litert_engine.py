@@ -1,0 +1,121 @@
+"""The LiteRT landmark engine: MediaPipe's own .tflite files run by LiteRT (`ai-edge-litert`, XNNPACK) on the CPU.
+
+LiteRT runs one sample a call, so a batch is a loop over its faces; per face the crop is cut straight from the
+uint8 frame to the network's input size with one cv2.warpAffine (rotation, scale and the left eye's mirroring in
+one matrix, bilinear, black outside the frame, as the torch port's grid_sample), so no whole frame is converted
+or resampled per call; only detection shrinks a whole frame, to 128 px, on the frames the tracker detects in.
+BlazeFace's decoding and weighted NMS are the torch port's own (models/facemesh/detection.py), on its few outputs.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from ai_edge_litert.interpreter import Interpreter
+
+from models.assets import tflite_model_path
+from models.facemesh.detection import DetectionConfig, in_frame, placement
+from models.facemesh.engines import FaceCandidates
+from models.facemesh.face_rois import FaceRois, crop_matrix, points_to_frame
+from models.facemesh.networks import (
+    DETECTOR_FILE,
+    DETECTOR_SIZE,
+    EYE_FILE,
+    EYE_SIZE,
+    MESH_FILE,
+    MESH_POINTS,
+    MESH_SIZE,
+)
+
+WARP_FLAGS = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+
+
+class TfliteNetwork:
+    """One .tflite file in a LiteRT interpreter: one (H, W, 3) image in, its outputs (largest first) out, flat."""
+
+    def __init__(self, filename: str, threads: int) -> None:
+        self.interpreter = Interpreter(model_path=str(tflite_model_path(filename)),
+                                       num_threads=threads if threads > 0 else None)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        # Output order differs between files (points or box regressors are always the larger output).
+        details = sorted(self.interpreter.get_output_details(), key=lambda d: -int(np.prod(d["shape"])))
+        self.outputs = [d["index"] for d in details]
+
+    def __call__(self, image: np.ndarray, scale: float, shift: float = 0.0) -> list[np.ndarray]:
+        """Outputs for the input `image * scale + shift` (uint8 pixels, normalised as the network expects)."""
+        # Normalised straight into the interpreter's input buffer (no copy); the view must be gone before invoke.
+        view = self.interpreter.tensor(self.input)()[0]
+        np.multiply(image, np.float32(scale), out=view, casting="unsafe")
+        if shift:
+            view += np.float32(shift)
+        del view
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(index).reshape(-1) for index in self.outputs]
+
+
+def cut(frame: np.ndarray, centre: np.ndarray, size: float, angle: float, side: int, mirrored: bool = False
+        ) -> np.ndarray:
+    """The side x side uint8 crop of a rotated square of an RGB uint8 frame (black outside the frame)."""
+    return cv2.warpAffine(frame, crop_matrix(centre, size, angle, side, mirrored), (side, side), flags=WARP_FLAGS,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def detector_input(frame: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """A frame shrunk into BlazeFace's 128x128 input (uint8, black around it), with the scale and (left, top)
+    offset that place it there (models.facemesh.detection.placement)."""
+    place = placement(*frame.shape[:2])
+    # INTER_AREA: an antialiased shrink, as the torch port's (bilinear alone aliases a 640-px frame at 128 px).
+    small = cv2.resize(frame, (place.width, place.height), interpolation=cv2.INTER_AREA)
+    pixels = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), np.uint8)
+    pixels[place.top:place.top + place.height, place.left:place.left + place.width] = small
+    return pixels, place.scale, (place.left, place.top)
+
+
+class LiteRtEngine:
+    def __init__(self, detection: DetectionConfig, refine_eyes: bool, threads: int) -> None:
+        self.detection = detection
+        self.detector_net = TfliteNetwork(DETECTOR_FILE, threads)
+        self.mesh_net = TfliteNetwork(MESH_FILE, threads)
+        self.eye_net = TfliteNetwork(EYE_FILE, threads) if refine_eyes else None
+
+    def load(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        return frames  # read where they are: crops are cut from the uint8 frames themselves
+
+    def detect(self, frames: list[np.ndarray], which: list[int]) -> FaceCandidates:
+        regressors, logits, scales, offsets = [], [], [], []
+        for index in which:
+            pixels, scale, offset = detector_input(frames[index])
+            boxes, scores = self.detector_net(pixels, 1 / 127.5, -1.0)  # BlazeFace wants -1..1
+            regressors.append(boxes.reshape(-1, 16))
+            logits.append(scores)
+            scales.append(scale)
+            offsets.append(offset)
+        found = in_frame(torch.from_numpy(np.stack(regressors)), torch.from_numpy(np.stack(logits)),
+                         torch.tensor(scales, dtype=torch.float32), torch.tensor(offsets, dtype=torch.float32),
+                         self.detection)
+        return FaceCandidates(found.boxes.numpy(), found.keypoints.numpy(), found.valid.numpy())
+
+    def mesh(self, frames: list[np.ndarray], frame_index: list[int], rois: FaceRois) -> tuple[np.ndarray, np.ndarray]:
+        points = np.empty((len(rois), MESH_POINTS, 3), np.float32)
+        logits = np.empty(len(rois), np.float32)
+        for row, index in enumerate(frame_index):
+            pixels = cut(frames[index], rois.centre[row], rois.size[row], rois.angle[row], MESH_SIZE)
+            mesh, presence = self.mesh_net(pixels, 1 / 255)
+            points[row], logits[row] = mesh.reshape(MESH_POINTS, 3), presence[0]
+        return points_to_frame(points, rois, MESH_SIZE).astype(np.float32), logits
+
+    def eyes(self, frames: list[np.ndarray], frame_index: list[int], rois: FaceRois,
+             mirrored: list[bool]) -> np.ndarray:
+        if self.eye_net is None:
+            raise RuntimeError("this engine was built without the eye network (refine_eyes off)")
+        rows = []
+        for row, index in enumerate(frame_index):
+            pixels = cut(frames[index], rois.centre[row], rois.size[row], rois.angle[row], EYE_SIZE, mirrored[row])
+            contours, iris = self.eye_net(pixels, 1 / 255)
+            points = np.concatenate([contours.reshape(-1, 3), iris.reshape(-1, 3)])
+            if mirrored[row]:
+                points[:, 0] = EYE_SIZE - points[:, 0]  # back from the mirrored crop: u -> 64 - u
+            rows.append(points)
+        return points_to_frame(np.stack(rows), rois, EYE_SIZE).astype(np.float32)
