@@ -35,10 +35,6 @@ class FaceRois:
     def __len__(self) -> int:
         return len(self.size)
 
-    def rotation(self) -> np.ndarray:
-        """(N, 2, 2) crop axes -> frame axes."""
-        return rotation(self.angle)
-
     def take(self, rows: list[int] | np.ndarray) -> FaceRois:
         return FaceRois(self.centre[rows], self.size[rows], self.angle[rows])
 
@@ -46,14 +42,6 @@ class FaceRois:
     def cat(rois: list[FaceRois]) -> FaceRois:
         return FaceRois(np.concatenate([r.centre for r in rois]), np.concatenate([r.size for r in rois]),
                         np.concatenate([r.angle for r in rois]))
-
-
-def rotation(angle: np.ndarray) -> np.ndarray:
-    """(..., 2, 2) rotation matrices (filled in place: nested np.stack costs more than the math here)."""
-    cos, sin = np.cos(angle), np.sin(angle)
-    turn = np.empty((*np.shape(angle), 2, 2))
-    turn[..., 0, 0], turn[..., 0, 1], turn[..., 1, 0], turn[..., 1, 1] = cos, -sin, sin, cos
-    return turn
 
 
 def line_angle(start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -40,11 +40,6 @@ class Roi:
                                for values in (rois.centre, rois.size, rois.angle))
         return Roi(centre, size, angle)
 
-    @staticmethod
-    def cat(rois: list[Roi]) -> Roi:
-        return Roi(torch.cat([r.centre for r in rois]), torch.cat([r.size for r in rois]),
-                   torch.cat([r.angle for r in rois]))
-
 
 def _rotation(angle: torch.Tensor) -> torch.Tensor:
     cos, sin = torch.cos(angle), torch.sin(angle)

@@ -66,7 +66,6 @@ class MeshLandmarkStage:
         self.config = config
         self.engine = landmark_engine(config.runtime, DetectionConfig(score_threshold=config.detection_threshold),
                                       config.refine_eyes)
-        self.refine_eyes = config.refine_eyes
         # Compare logits, not probabilities: sigmoid saturates in float32 far from 0.
         self.presence_logit = float(np.log(config.presence_threshold / (1 - config.presence_threshold)))
         # The server tracks live frames and prepares target photos on two threads; torch's CPU thread count,
@@ -160,9 +159,9 @@ class MeshLandmarkStage:
                          or (states[index].frames_tracked + states[index].eye_phase) % self.config.eyes_every == 0)
                for keep, index in zip(present, order, strict=True)]
         meshes, iris = self._refine_eyes(frames, order, raw, due)
-        if self.refine_eyes:
+        if self.config.refine_eyes:
             meshes = self._hold_eye_corrections(meshes, raw, [states[index] for index in order], present, due, iris)
-        landmarks = to_ibug68(meshes, refined_eyes=self.refine_eyes).astype(np.float32)
+        landmarks = to_ibug68(meshes, refined_eyes=self.config.refine_eyes).astype(np.float32)
         for row, index in enumerate(order):
             state = states[index]
             if not present[row]:
@@ -195,7 +194,7 @@ class MeshLandmarkStage:
                      due: list[bool]) -> tuple[np.ndarray, np.ndarray | None]:
         """Meshes (N, 468, 3) with the eye network's eyelids, and irises (N, 2, 5, 2), for the faces due."""
         rows = [row for row, keep in enumerate(due) if keep]
-        if not self.refine_eyes or not rows:
+        if not self.config.refine_eyes or not rows:
             return meshes.copy(), None
         rois, mirrored = eye_rois(meshes[rows])
         points = self.engine.eyes(frames, [order[row] for row in rows for _ in range(2)], rois, mirrored)
