@@ -79,7 +79,7 @@ def mesh_step(config: RuntimeConfig, crops: list[np.ndarray], batch: int) -> Cal
     if config.runtime == "litert":  # one crop a call: LiteRT runs one sample at a time
         network = TfliteNetwork(MESH_FILE, config.cpu_threads)
         inputs = [crops[i % len(crops)] for i in range(batch)]
-        return lambda: [network(pixels, 1 / 255) for pixels in inputs]
+        return lambda: [network([pixels], 1 / 255) for pixels in inputs]
     runner = mesh_runner(config)
     pixels = as_pixels([crops[i % len(crops)] for i in range(batch)]).to(config.device)
     return lambda: runner(pixels)
