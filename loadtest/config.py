@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare-passthrough", action="store_true",
                         help="repeat the run against a passthrough server (started locally if --url is loopback)")
     parser.add_argument("--passthrough-url", default=None, help="an already running passthrough server to compare")
-    parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress line (on a terminal redrawn in place, in a log one line a second)")
     parser.add_argument("--room", action="store_true",
                         help="all callers join one avatar room (each receives the others' avatars)")
     return parser

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from loadtest.config import MAX_DURATION_S, MAX_PEERS, LoadTestConfig
 from loadtest.peer import PeerConfig, RejectedError, SyntheticPeer
+from loadtest.progress import ProgressLine
 from loadtest.scrape import delta, scrape
 from loadtest.summary import PeerSummary, StepResult, summarise_peer, tile_latency_p95_ms
 
@@ -26,19 +26,6 @@ class RunResult:
     def as_dict(self) -> dict:
         return {"url": self.url, "server": self.server_info, "largest_held": self.largest_held,
                 "steps": [s.as_dict() for s in self.steps]}
-
-
-class _Progress:
-    def __init__(self, quiet: bool) -> None:
-        self._quiet = quiet
-
-    def show(self, text: str) -> None:
-        if not self._quiet:
-            print(f"\r\033[K[loadtest] {text}", end="", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if not self._quiet:
-            print(file=sys.stderr)
 
 
 class _Crowd:
@@ -96,7 +83,7 @@ class _Crowd:
 
 
 async def _measure(
-    crowd: _Crowd, seconds: float, warmup: float, progress: _Progress, label: str
+    crowd: _Crowd, seconds: float, warmup: float, progress: ProgressLine, label: str
 ) -> tuple[float, float]:
     started = time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds:
@@ -107,7 +94,7 @@ async def _measure(
 
 
 async def run(config: LoadTestConfig, url: str, frames: list[np.ndarray]) -> RunResult:
-    progress = _Progress(config.quiet)
+    progress = ProgressLine("loadtest", config.quiet)
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{url}/api/info") as response:
             response.raise_for_status()

@@ -21,6 +21,7 @@ from evaluation.machine_info import machine_info
 from loadtest.__main__ import load_frames
 from loadtest.local_server import RunningServer, running_server
 from loadtest.peer import PeerConfig, RejectedError, SyntheticPeer
+from loadtest.progress import ProgressLine
 from loadtest.scrape import scrape
 
 KINDS = ("clean", "abrupt", "silent")
@@ -65,6 +66,7 @@ async def soak(server: RunningServer, args: argparse.Namespace) -> dict:
     # growth that goes on with the cycles is.
     samples = []
     started = time.monotonic()
+    progress = ProgressLine("soak")
     for first in range(0, args.cycles, args.parallel):
         kinds = [KINDS[i % len(KINDS)] for i in range(first, min(first + args.parallel, args.cycles))]
         for outcome in await asyncio.gather(*(cycle(server.url, frames, k, args.stream_s) for k in kinds)):
@@ -72,8 +74,8 @@ async def soak(server: RunningServer, args: argparse.Namespace) -> dict:
         done = first + len(kinds)
         if done // args.sample_every != first // args.sample_every or done == args.cycles:
             samples.append({"cycles": done, **process_facts(server)})
-        print(f"\r[soak] {done}/{args.cycles} cycles", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        progress.show(f"{done}/{args.cycles} cycles")
+    progress.done()
     rounds = [await overload_round(server.url, frames, args.overload_peers) for _ in range(args.overload_rounds)]
     deadline = time.monotonic() + args.idle_timeout_s + 40  # silent/abrupt peers are reaped by timeouts
     while server.get_json("/healthz")["sessions"] and time.monotonic() < deadline:

@@ -20,12 +20,13 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
         yield server
 
 
-def run_loadtest(tmp_path: Path, *args: str) -> dict:
+def run_loadtest(tmp_path: Path, *args: str, quiet: bool = True) -> dict:
     report_path = tmp_path / "report.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "loadtest", *args, "--json", str(report_path), "--quiet"],
+        [sys.executable, "-m", "loadtest", *args, "--json", str(report_path), *(["--quiet"] if quiet else [])],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
     )
+    (tmp_path / "stderr.txt").write_text(completed.stderr)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert report_path.with_suffix(".md").read_text().startswith("# Load test")
     assert report_path.with_suffix(".png").stat().st_size > 10_000
@@ -33,7 +34,12 @@ def run_loadtest(tmp_path: Path, *args: str) -> dict:
 
 
 def test_short_run_fills_the_report(small_server: RunningServer, tmp_path: Path) -> None:
-    report = run_loadtest(tmp_path, "--url", small_server.url, "--peers", "2", "--duration", "5", "--warmup", "1")
+    report = run_loadtest(tmp_path, "--url", small_server.url, "--peers", "2", "--duration", "5", "--warmup", "1",
+                          quiet=False)
+    # stderr is a pipe here, not a terminal: the progress comes as whole lines, about one a second, no redraws.
+    stderr = (tmp_path / "stderr.txt").read_text()
+    progress = [line for line in stderr.splitlines() if line.startswith("[loadtest] 2 peers")]
+    assert "\r" not in stderr and 4 <= len(progress) <= 8, stderr[-2000:]
     assert report["machine"]["cpu_count"] >= 1 and "aiortc" in report["machine"]["versions"]
     run = report["runs"]["model"]
     assert run["server"]["generator"] == "passthrough"
