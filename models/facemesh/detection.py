@@ -144,6 +144,8 @@ def weighted_nms(boxes: torch.Tensor, keypoints: torch.Tensor, scores: torch.Ten
     kept_loc, kept_score = [], []
     rows = torch.arange(count, device=boxes.device)
     for _ in range(config.max_faces):
+        if kept_loc and not bool((remaining > 0).any()):
+            break  # no candidate left in any frame (one face: after the first step); the rest is padding
         best_score, best = remaining.max(dim=1)
         overlap = box_iou(boxes[rows, best], boxes) > config.iou_threshold
         cluster = overlap & (remaining > 0)
@@ -155,6 +157,10 @@ def weighted_nms(boxes: torch.Tensor, keypoints: torch.Tensor, scores: torch.Ten
         remaining[rows, best] = 0  # the best box leaves even if (degenerate) it does not overlap itself
     location = torch.stack(kept_loc, dim=1)
     score = torch.stack(kept_score, dim=1)
+    if len(kept_loc) < config.max_faces:  # the same (N, max_faces) shapes as a full run: empty slots, score 0
+        missing = config.max_faces - len(kept_loc)
+        location = torch.cat([location, location.new_zeros(count, missing, location.shape[-1])], dim=1)
+        score = torch.cat([score, score.new_zeros(count, missing)], dim=1)
     return location[..., :4], location[..., 4:].reshape(count, -1, NUM_KEYPOINTS, 2), score, score > 0
 
 

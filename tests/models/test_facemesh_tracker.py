@@ -75,6 +75,9 @@ def test_detection_finds_the_face_where_dlib_does(clips, dlib_points) -> None:
     padded[200:200 + frame.shape[0], 40:] = frame
     found = FaceDetector(detector_runner(RuntimeConfig()))([as_tensor(frame), as_tensor(padded)])
     assert found.valid.sum(dim=1).tolist() == [1, 1]  # one face each, overlapping boxes blended into one
+    # Suppression stops when no candidate is left; the slots it did not fill are still there, empty.
+    assert found.boxes.shape == (2, 4, 4) and found.keypoints.shape == (2, 4, 6, 2)
+    assert found.scores[:, 1:].eq(0).all() and not found.valid[:, 1:].any()
     box = found.boxes[0, 0].numpy()
     margin = 0.1 * (box[2:] - box[:2])  # BlazeFace's box ends at the chin, dlib's jaw points can sit just below
     assert np.all(reference >= box[:2] - margin) and np.all(reference <= box[2:] + margin)
