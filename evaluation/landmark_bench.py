@@ -1,7 +1,7 @@
 """Benchmark (not a test): the landmark stage per sub-stage, our runtimes (and optionally MediaPipe) side by side.
 
     python -m evaluation.landmark_bench [--runtimes litert,torch,onnx] [--batch 1] [--frames 200] [--repeats 2]
-        [--mediapipe-python /work/wt/mp-venv/bin/python] [--json out/perf/landmarks.json]
+        [--eyes-every 1] [--mediapipe-python /work/wt/mp-venv/bin/python] [--json out/perf/landmarks.json]
 
 Every runtime tracks the talking-face clip with its own `MeshLandmarkStage` (batch B = B streams, each its own
 driver, as evaluation.pipeline_bench), and they take turns frame by frame, so a loaded machine slows all alike.
@@ -107,9 +107,9 @@ def instrument(stage: MeshLandmarkStage, clock: Clock) -> None:
 class Contender:
     """One of our runtimes tracking B streams, with the pipeline's smoothing after it."""
 
-    def __init__(self, runtime: str, batch: int, clock: Clock) -> None:
+    def __init__(self, runtime: str, batch: int, clock: Clock, eyes_every: int = 1) -> None:
         self.runtime, self.batch, self.clock = runtime, batch, clock
-        self.stage = MeshLandmarkStage(MeshTrackerConfig(RuntimeConfig(runtime=runtime)))
+        self.stage = MeshLandmarkStage(MeshTrackerConfig(RuntimeConfig(runtime=runtime), eyes_every=eyes_every))
         instrument(self.stage, clock)
         self.restart()
         self.rows: list[tuple[dict[str, float], dict[str, float]]] = []
@@ -165,16 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="passes over the frames, each from fresh streams")
     parser.add_argument("--mediapipe-python", type=Path, default=None,
                         help="a Python with mediapipe 0.10.21 installed: run MediaPipe's FaceMesh side by side")
+    parser.add_argument("--eyes-every", type=int, default=1,
+                        help="our stages run the eye network every N-th frame (default: 1, every frame)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     runtimes = [name.strip() for name in args.runtimes.split(",") if name.strip()]
-    if not runtimes or set(runtimes) - set(RUNTIMES) or args.batch < 1 or args.frames <= WARM_UP_CALLS:
-        parser.error(f"--runtimes from {','.join(RUNTIMES)}, --batch >= 1, --frames > {WARM_UP_CALLS}")
+    if (not runtimes or set(runtimes) - set(RUNTIMES) or args.batch < 1 or args.frames <= WARM_UP_CALLS
+            or args.eyes_every < 1):
+        parser.error(f"--runtimes from {','.join(RUNTIMES)}, --batch >= 1, --frames > {WARM_UP_CALLS}, "
+                     "--eyes-every >= 1")
     frames = read_clip(sample_media(CLIP), args.frames)
     machine = machine_info()
     clock = Clock()
     with instrumented_crops(clock), ExitStack() as stack:
-        contenders = [Contender(runtime, args.batch, clock) for runtime in runtimes]
+        contenders = [Contender(runtime, args.batch, clock, args.eyes_every) for runtime in runtimes]
         mediapipe = (stack.enter_context(MediaPipeTracker(args.mediapipe_python, frames[0].shape))
                      if args.mediapipe_python else None)
         for _ in range(args.repeats):
@@ -191,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                     mediapipe.step(chosen[0], keep)
     ours = {contender.runtime: contender.report() for contender in contenders}
     report = {"benchmark": "landmark stage: detection + mesh + eyes, per face", "clip": CLIP,
-              "frame_size": list(frames[0].shape[:2]), "batch": args.batch, "frames": len(frames),
+              "frame_size": list(frames[0].shape[:2]), "batch": args.batch, "eyes_every": args.eyes_every,
+              "frames": len(frames),
               "repeats": args.repeats, "machine": machine, "load_average_after": machine_info()["load_average"],
               "ours": ours}
     if mediapipe is not None:
