@@ -1,0 +1,113 @@
+"""Which face of a photo is the subject: every face found, scored the way a person picks one.
+
+A press photo of a speaker at a podium with a man seated in the foreground: the largest face is the seated man,
+at the frame's edge, turned and out of focus; a person takes the speaker, who is central, sharp and frontal.
+So a face's score weighs its size (relative to the largest, compressed: twice the size is not twice as likely the
+subject), its closeness to the centre, its sharpness (relative to the sharpest), frontalness and the detector's
+confidence. When the two best are close, the choice is a close call and the caller is asked (POST /api/targets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from models.landmarks import Box, detect_scored_boxes, landmarks_in_box, to_gray
+from models.photo_check import focus_measure, landmark_yaw
+
+DETECT_LONG_SIDE = 2048  # the photo's long side for detection: HOG finds faces from ~80 px, so faces down to 4 %
+#                          of the long side are found (a 40 px speaker in a 1024 px photo); ~0.4 s on one core
+MAX_FACES = 8  # a crowd: the most confident faces are kept
+WEIGHTS = {"size": 0.30, "centre": 0.25, "sharpness": 0.20, "frontal": 0.15, "confidence": 0.10}
+CLOSE_CALL = 0.08  # the runner-up within this of the best (scores in 0-1): ask which one
+FRONTAL_ZERO_DEG = 60.0  # a face turned this far scores 0 for frontalness
+CENTRE_VERTICAL_WEIGHT = 0.5  # a subject is often above or below the centre (standing, sitting): counts half
+CONFIDENCE_FULL = 2.0  # dlib HOG score at which confidence counts fully (clear frontal faces score 1.5-3)
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    box: Box  # left, top, right, bottom in photo pixels
+    landmarks: np.ndarray  # (68, 2) float32, photo pixels
+    confidence: float  # the detector's score
+
+
+@dataclass(frozen=True)
+class ScoredFace:
+    face: FoundFace
+    parts: dict[str, float]  # each criterion in 0-1 (see WEIGHTS)
+    score: float  # the weighted sum, 0-1
+
+    def as_dict(self) -> dict:
+        return {"box": [round(v) for v in self.face.box], "score": round(self.score, 3),
+                "parts": {name: round(value, 3) for name, value in self.parts.items()}}
+
+
+@dataclass(frozen=True)
+class FaceChoice:
+    faces: tuple[ScoredFace, ...]  # left to right: a face's index is stable for a given photo
+    chosen: int  # index into faces of the subject
+    close_call: bool  # another face scored within CLOSE_CALL of the chosen one
+
+    @property
+    def face(self) -> FoundFace:
+        return self.faces[self.chosen].face
+
+
+class FaceIndexError(ValueError):
+    """The caller asked for a face the photo does not have; `index` says which of the photos (as NoFaceError)."""
+
+    def __init__(self, message: str, index: int = 0) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def find_faces(rgb: np.ndarray) -> list[FoundFace]:
+    """Every face HOG finds in the photo (at most MAX_FACES, the most confident), left to right."""
+    scale = DETECT_LONG_SIDE / max(rgb.shape[:2])
+    gray = to_gray(rgb)
+    fine = cv2.resize(gray, None, fx=scale, fy=scale,
+                      interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA) if scale != 1 else gray
+    found = sorted(detect_scored_boxes(fine), key=lambda item: item[1], reverse=True)[:MAX_FACES]
+    faces = [FoundFace(tuple(v / scale for v in box), landmarks_in_box(fine, box) / scale, score)
+             for box, score in found]
+    return sorted(faces, key=lambda face: (face.box[0] + face.box[2]) / 2)
+
+
+def score_faces(rgb: np.ndarray, faces: list[FoundFace]) -> list[ScoredFace]:
+    height, width = rgb.shape[:2]
+    gray = to_gray(rgb)
+    widths = [face.box[2] - face.box[0] for face in faces]
+    focus = [focus_measure(gray, face.landmarks) for face in faces]
+    scored = []
+    for face, face_width, sharp in zip(faces, widths, focus, strict=True):
+        centre_x, centre_y = face.landmarks[27:36].mean(axis=0)  # the nose: the face's middle
+        off_x = (centre_x - width / 2) / (width / 2)
+        off_y = CENTRE_VERTICAL_WEIGHT * (centre_y - height / 2) / (height / 2)
+        parts = {
+            "size": float(np.sqrt(face_width / max(widths))),
+            "centre": float(max(0.0, 1.0 - np.hypot(off_x, off_y))),
+            "sharpness": sharp / max(max(focus), 1e-6),
+            "frontal": max(0.0, 1.0 - abs(landmark_yaw(face.landmarks, (height, width))) / FRONTAL_ZERO_DEG),
+            "confidence": float(np.clip(face.confidence / CONFIDENCE_FULL, 0.0, 1.0)),
+        }
+        scored.append(ScoredFace(face, parts, sum(WEIGHTS[name] * value for name, value in parts.items())))
+    return scored
+
+
+def choose_face(rgb: np.ndarray, index: int | None = None) -> FaceChoice | None:
+    """The photo's faces and the subject among them (or face `index`, the caller's pick); None without a face."""
+    faces = find_faces(rgb)
+    if not faces:
+        return None
+    scored = tuple(score_faces(rgb, faces))
+    ranked = sorted(range(len(scored)), key=lambda i: scored[i].score, reverse=True)
+    close = len(ranked) > 1 and scored[ranked[0]].score - scored[ranked[1]].score < CLOSE_CALL
+    if index is None:
+        return FaceChoice(scored, ranked[0], close)
+    if not 0 <= index < len(scored):
+        count = f"{len(scored)} faces (0-{len(scored) - 1})" if len(scored) > 1 else "one face (0)"
+        raise FaceIndexError(f"the photo has {count}: there is no face {index}")
+    return FaceChoice(scored, index, False)
