@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -169,7 +169,7 @@ class ReenactmentPipeline:
             # The still target keeps dlib whatever `landmarks` says: a one-off where accuracy beats speed, and
             # the target landmarks stay in the convention the transformer and generators were tuned on.
             try:
-                choice = choose_face(photo, faces[index] if index < len(faces) else None)
+                choice = choose_face(photo, faces[index] if index < len(faces) else None, self._face_confirmer())
             except FaceIndexError as error:
                 raise FaceIndexError(str(error), index=index) from error
             if choice is None:
@@ -196,6 +196,18 @@ class ReenactmentPipeline:
             check = check_photo(photo, choice.face.landmarks, image, points, enlargement, mesh)
             target.photos.append(TargetPhoto((photo.shape[1], photo.shape[0]), choice, check))
         return target
+
+    def _face_confirmer(self) -> Callable[[np.ndarray], bool] | None:
+        """BlazeFace, where the mesh landmarks run, to confirm a weak HOG face (models.face_choice)."""
+        if not isinstance(self.landmarks, MeshSource):
+            return None
+
+        def confirm(crop: np.ndarray) -> bool:
+            state = new_mesh_state()
+            self.mesh_stage.track([np.array(crop)], [state])
+            return state.mesh is not None
+
+        return confirm
 
     def _photo_mesh(self, image: np.ndarray, index: int) -> np.ndarray:
         """The 468-point mesh of a still photo: detected, then refined twice from its own previous mesh."""

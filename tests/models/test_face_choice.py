@@ -74,6 +74,16 @@ def test_a_larger_blurred_face_at_the_edge_loses_to_the_central_sharp_one(group:
     assert choice.faces[largest].parts["sharpness"] < 0.6
 
 
+def test_a_weak_detection_needs_a_second_detector(pipeline: ReenactmentPipeline) -> None:
+    """The mission patch on the astronaut's sleeve passes HOG at -0.01: only BlazeFace's confirmation (the pipeline
+    with mesh landmarks) or dlib's own threshold (without) keeps it out, and no picker is offered."""
+    astronaut = read_rgb(next(e.path for e in gallery() if e.id == "astronaut"))
+    assert len(find_faces(astronaut, confirm=lambda crop: True)) == 2  # the patch is a weak HOG detection
+    assert len(find_faces(astronaut)) == 1
+    photo = pipeline.prepare_target([astronaut]).photos[0]
+    assert len(photo.choice.faces) == 1 and not photo.choice.close_call
+
+
 def evalset_photo(name: str) -> np.ndarray:
     path = EVALSET_PHOTOS / name
     if not path.exists():
