@@ -27,6 +27,7 @@ const state = {
   tiles: {},  // mid (or "feed:<n>" through an SFU) -> {figure, video, name}: the other participants' avatars
   sfu: null,  // "janus": the others' avatars come from the SFU, one watch (peer connection) per feed
   watches: {},  // feed -> {id, pc}
+  upload: null,  // {files, answer}: the last upload, sent again with `face` when another face is picked
 };
 window.marionette = state;
 
@@ -108,11 +109,19 @@ async function chooseTarget(id) {
   }
 }
 
-async function uploadPhotos(files) {
+function removeTargetButton(id) {
+  const button = $("gallery").querySelector(`button[data-id="${CSS.escape(id)}"]`);
+  if (button) button.remove();
+}
+
+// `faces`: which face of each photo to use (the answer's indices), sent again after a click in the picker;
+// null lets the server choose.
+async function uploadPhotos(files, faces = null) {
   if (!files.length) return;
   const form = new FormData();
   for (const file of files) form.append("photo", file, file.name);
-  say(files.length > 1 ? `Uploading ${files.length} photos…` : "Uploading photo…");
+  if (faces) form.append("face", faces.join(","));
+  say(faces ? "Using the face you picked…" : files.length > 1 ? `Uploading ${files.length} photos…` : "Uploading photo…");
   const label = $("upload").closest("label");
   label.classList.add("busy");
   let response;
@@ -126,9 +135,59 @@ async function uploadPhotos(files) {
   }
   if (!response.ok) { say(`Upload failed: ${await errorText(response)}`, true); return; }
   const target = await response.json();
+  if (faces && state.upload) removeTargetButton(state.upload.answer.id);  // the same photos, another face
+  state.upload = { files, answer: target };
   addTargetButton(target, true);
+  showPhotoCheck(target);
   await chooseTarget(target.id);
-  say(`Uploaded: ${target.title}.`);
+  const warned = (target.warnings || []).length;
+  say(`Uploaded: ${target.title}.` + (target.choose ? " Several faces could be the subject: click the one to use."
+    : "") + (warned ? ` The photo check found ${warned === 1 ? "one thing" : `${warned} things`} the avatar will lack.` : ""));
+}
+
+// The upload's answer: the aligned crop the avatar uses, what it will lack, and the faces to pick from.
+function showPhotoCheck(answer) {
+  $("photo-check").classList.remove("hidden");
+  $("check-crop").src = answer.image_url;
+  const warnings = answer.warnings || [];
+  const list = $("check-warnings");
+  list.replaceChildren();
+  list.classList.toggle("ok", !warnings.length);
+  for (const text of warnings.length ? warnings : ["nothing to warn about: the photo suits the avatar"]) {
+    const item = document.createElement("li");
+    item.textContent = text;
+    list.append(item);
+  }
+  const picker = $("faces");
+  picker.replaceChildren();
+  const several = (answer.photos || []).length > 1;
+  (answer.photos || []).forEach((photo, p) => {
+    if (photo.faces.length < 2) return;
+    photo.faces.forEach((face, f) => {
+      const button = document.createElement("button");
+      button.className = f === photo.face ? "face selected" : "face";
+      button.dataset.photo = String(p);
+      button.dataset.face = String(f);
+      button.title = `${several ? `photo ${p + 1}, ` : ""}face ${f}${f === photo.face ? " (in use)" : ""}`;
+      const image = document.createElement("img");
+      image.alt = button.title;
+      image.src = face.crop;
+      button.append(image);
+      button.addEventListener("click", () => pickFace(p, f));
+      picker.append(button);
+    });
+  });
+  $("face-picker").classList.toggle("hidden", !picker.children.length);
+  $("face-picker-text").textContent = answer.choose ? "Several faces could be the subject. Click the face to use:"
+    : "Other faces in the photo: click one to use it instead.";
+}
+
+async function pickFace(photoIndex, faceIndex) {
+  const { files, answer } = state.upload;
+  if (answer.photos[photoIndex].face === faceIndex) return;
+  const faces = answer.photos.map((photo) => photo.face);
+  faces[photoIndex] = faceIndex;
+  await uploadPhotos(files, faces);
 }
 
 // ---- secure context ------------------------------------------------------------------------

@@ -56,6 +56,15 @@ def detect_face_boxes(gray: np.ndarray, upsample_small: bool = True) -> list[Box
     return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
 
 
+def detect_scored_boxes(gray: np.ndarray, threshold: float = 0.0) -> list[tuple[Box, float]]:
+    """Every face box HOG finds in `gray` at its own scale (faces from ~80 px) scoring above `threshold` (dlib's
+    default: 0), with the detector's score."""
+    with _model_lock:
+        rects, scores, _ = _detector().run(gray, 0, threshold)
+    return [((float(r.left()), float(r.top()), float(r.right()), float(r.bottom())), float(score))
+            for r, score in zip(rects, scores, strict=True)]
+
+
 def detect_in_region(gray: np.ndarray, near: Box) -> Box | None:
     """Confirm the face near its last position: HOG on a small window around it (a few ms, not ~30)."""
     left, top, right, bottom = near

@@ -3,7 +3,8 @@
 CONTRACT (the server depends on exactly this; keep it stable):
 
     pipeline = ReenactmentPipeline(PipelineConfig(generator="mesh", output_size=256))  # options: models.config
-    target = pipeline.prepare_target([rgb_photo, ...])   # raises NoFaceError; largest face used
+    target = pipeline.prepare_target([rgb_photo, ...])   # raises NoFaceError; the subject's face (face_choice)
+    target = pipeline.prepare_target([photo], faces=[2])  # or the caller's pick (FaceIndexError past the last)
     driver = pipeline.new_driver()                        # per-session mutable state
     pipeline.request_calibration(driver)                  # next frame with a face sets neutral
     results = pipeline.process([FrameJob(driver, target, rgb_frame), ...])  # batched, blocking
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.align import align_face
+from models.align import align_face, crop_matrix
 from models.config import (
     LANDMARK_RUNTIMES,
     LANDMARK_SOURCES,
@@ -34,18 +36,19 @@ from models.config import (
     TransformerSettings,
     resolve_device,
 )
+from models.face_choice import FaceChoice, FaceIndexError, choose_face
 from models.generators import GENERATOR_NAMES, generator_class
 from models.generators.base import GenerateRequest
 from models.landmark_sources import MeshSource, landmark_source, new_mesh_state
 from models.landmarks import (
     LandmarkTracker,
     box_from_landmarks,
-    detect_photo_landmarks,
     face_size,
     landmarks_in_box,
     to_gray,
 )
 from models.mesh3d.transfer import eye_openness
+from models.photo_check import PhotoCheck, check_photo
 from models.smoothing import OneEuroFilter
 from models.transformer import LandmarkTransformer, TransformerConfig
 from options import option, section
@@ -57,8 +60,8 @@ GENERATORS = GENERATOR_NAMES
 EYE_HISTORY = 300  # frames (10 s at 30 fps) of eye openness kept per session
 EYE_HISTORY_MIN = 15
 EYE_OPEN_PERCENTILE = 80
-__all__ = ["GENERATORS", "LANDMARK_RUNTIMES", "LANDMARK_SOURCES", "TRANSFORMERS", "FrameJob", "NoFaceError",
-           "PipelineConfig", "ReenactmentPipeline"]
+__all__ = ["GENERATORS", "LANDMARK_RUNTIMES", "LANDMARK_SOURCES", "TRANSFORMERS", "FaceIndexError", "FrameJob",
+           "NoFaceError", "PipelineConfig", "ReenactmentPipeline", "TargetPhoto"]
 
 
 class NoFaceError(ValueError):
@@ -78,6 +81,15 @@ class PipelineConfig(TransformerSettings, LandmarkSettings, GeneratorSettings):
                             "evaluation beats warp, see docs/mesh_generator.md)", choices=GENERATOR_NAMES)
 
 
+@dataclass(frozen=True)
+class TargetPhoto:
+    """What preparing one photo found: its faces and the one used, and what the avatar will lack."""
+
+    size: tuple[int, int]  # the photo's width, height
+    choice: FaceChoice
+    check: PhotoCheck
+
+
 @dataclass
 class TargetFace:
     """Target side, computed once per target choice (K photos for few-shot)."""
@@ -85,6 +97,7 @@ class TargetFace:
     images: list[np.ndarray]  # K aligned RGB crops, (output_size, output_size, 3) uint8
     landmarks: list[np.ndarray]  # K (68, 2) float32, in crop pixel coordinates
     extra: dict = field(default_factory=dict)  # generator-specific cache
+    photos: list[TargetPhoto] = field(default_factory=list)  # K: the faces found and each photo's check
 
 
 @dataclass
@@ -141,33 +154,60 @@ class ReenactmentPipeline:
             raise ValueError(f"--generator {config.generator} drives a 3-D face mesh: it needs --landmarks mesh")
         self.landmarks = landmark_source(section(config, LandmarkSettings))
 
-    def prepare_target(self, photos: list[np.ndarray]) -> TargetFace:
+    def prepare_target(self, photos: list[np.ndarray], faces: Sequence[int | None] = ()) -> TargetFace:
+        """`faces[i]`: which face of photo i to use (an index into its faces, left to right); None or missing:
+        the subject's, as models.face_choice scores them."""
         if not photos:
             raise ValueError("at least one target photo is needed")
-        images, landmarks = [], []
+        if len(faces) > len(photos):
+            raise ValueError(f"{len(faces)} face choices for {len(photos)} photo(s): one per photo at most")
+        rgb, choices, images, landmarks = [], [], [], []
         for index, raw in enumerate(photos):
             photo = as_rgb(raw)
             if photo is None:
                 raise ValueError("a target photo is not an RGB image")
             # The still target keeps dlib whatever `landmarks` says: a one-off where accuracy beats speed, and
             # the target landmarks stay in the convention the transformer and generators were tuned on.
-            found = detect_photo_landmarks(photo)
-            if found is None:
+            try:
+                choice = choose_face(photo, faces[index] if index < len(faces) else None, self._face_confirmer())
+            except FaceIndexError as error:
+                raise FaceIndexError(str(error), index=index) from error
+            if choice is None:
                 raise NoFaceError(index=index)
-            crop, points = align_face(photo, found, self.config.output_size)
+            crop, points = align_face(photo, choice.face.landmarks, self.config.output_size)
             # Re-fit the landmarks on the aligned crop: the predictor is most accurate on upright faces.
             refined = landmarks_in_box(to_gray(crop), box_from_landmarks(points))
+            rgb.append(photo)
+            choices.append(choice)
             images.append(crop)
             landmarks.append(refined)
         for image in images:
             image.setflags(write=False)  # shared by every session that picks this target
         target = TargetFace(images, landmarks)
+        meshes: list[np.ndarray | None] = [None] * len(images)
         if self.generator.needs_mesh:
             meshes = [self._photo_mesh(image, index) for index, image in enumerate(images)]
             target.extra["generator"] = self.generator.prepare(images, landmarks, meshes)
         else:
             target.extra["generator"] = self.generator.prepare(images, landmarks)
+        for photo, choice, image, points, mesh in zip(rgb, choices, images, landmarks, meshes, strict=True):
+            matrix = crop_matrix(choice.face.landmarks, self.config.output_size)
+            enlargement = float(np.hypot(matrix[0, 0], matrix[1, 0]))
+            check = check_photo(photo, choice.face.landmarks, image, points, enlargement, mesh)
+            target.photos.append(TargetPhoto((photo.shape[1], photo.shape[0]), choice, check))
         return target
+
+    def _face_confirmer(self) -> Callable[[np.ndarray], bool] | None:
+        """BlazeFace, where the mesh landmarks run, to confirm a weak HOG face (models.face_choice)."""
+        if not isinstance(self.landmarks, MeshSource):
+            return None
+
+        def confirm(crop: np.ndarray) -> bool:
+            state = new_mesh_state()
+            self.mesh_stage.track([np.array(crop)], [state])
+            return state.mesh is not None
+
+        return confirm
 
     def _photo_mesh(self, image: np.ndarray, index: int) -> np.ndarray:
         """The 468-point mesh of a still photo: detected, then refined twice from its own previous mesh."""

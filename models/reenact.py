@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.generators.passthrough import centre_square
-from models.pipeline import FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline
+from models.pipeline import FaceIndexError, FrameJob, NoFaceError, PipelineConfig, ReenactmentPipeline, TargetFace
 from options import MISSING, OptionParser, new_parser, option
 
 BATCH = 8
@@ -27,6 +27,9 @@ class ReenactConfig(PipelineConfig):
                                        flag="--target", repeat=True, existing=True)
     driver: Path = option(MISSING, "driving video (any format PyAV reads)", existing=True)
     out: Path = option(MISSING, "output video (.mp4)")
+    faces: tuple[int, ...] = option((), "which face of each target photo to use, by the number the photo check "
+                                    "prints (left to right from 0); repeat once per photo; default: the subject's",
+                                    flag="--face", repeat=True, low=0)
     max_frames: int | None = option(None, "stop after this many frames", low=1)
     side_by_side: bool = option(False, "write driver | avatar side by side")
 
@@ -40,6 +43,19 @@ def read_photo(path: Path) -> np.ndarray:
     if image is None:
         raise ValueError(f"{path}: not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def print_photo_check(target: TargetFace, paths: tuple[Path, ...]) -> None:
+    """On stderr: which face of each photo is used, and what the avatar will lack (models.photo_check)."""
+    for path, photo in zip(paths, target.photos, strict=True):
+        faces = photo.choice.faces
+        if len(faces) > 1:
+            boxes = ", ".join(f"{i}: {[round(v) for v in f.face.box]}" for i, f in enumerate(faces))
+            close = " (a close call: check it is the right one)" if photo.choice.close_call else ""
+            print(f"{path}: {len(faces)} faces ({boxes}); using face {photo.choice.chosen}{close}; --face N picks "
+                  "another", file=sys.stderr)
+        for warning in photo.check.warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
 
 
 def _open_writer(
@@ -56,7 +72,8 @@ def _open_writer(
 def reenact(config: ReenactConfig) -> int:
     """Writes the output video; returns the number of frames written."""
     pipeline = ReenactmentPipeline(config)
-    target = pipeline.prepare_target([read_photo(p) for p in config.targets])
+    target = pipeline.prepare_target([read_photo(p) for p in config.targets], config.faces)
+    print_photo_check(target, config.targets)
     driver = pipeline.new_driver()
     written = 0
     with av.open(str(config.driver)) as source:
@@ -102,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     try:
         written = reenact(config)
-    except NoFaceError as error:
-        print(f"error: {error} ({', '.join(map(str, config.targets))})", file=sys.stderr)
+    except (NoFaceError, FaceIndexError) as error:
+        print(f"error: {error} ({config.targets[error.index]})", file=sys.stderr)
         return 2
     except (ValueError, av.FFmpegError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -261,10 +261,10 @@ async def target_image(request: web.Request) -> web.Response:
 async def upload_target(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     with request.app[UPLOADS].slot(client_address(request, config.trust_forwarded_for)):
-        photos = await read_photos(request, config.max_upload_photos, config.max_upload_bytes,
-                                   request.app[DECODES].decode)
-        target = await request.app[TARGETS].add_upload(photos)
-    return web.json_response(request.app[TARGETS].describe(target), status=201)
+        form = await read_photos(request, config.max_upload_photos, config.max_upload_bytes,
+                                 request.app[DECODES].decode)
+        target, report = await request.app[TARGETS].add_upload(form.photos, form.faces)
+    return web.json_response({**request.app[TARGETS].describe(target), **report}, status=201)
 
 
 async def healthz(request: web.Request) -> web.Response:

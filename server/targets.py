@@ -6,15 +6,16 @@ import asyncio
 import collections
 import concurrent.futures
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from models.assets import gallery
-from models.pipeline import NoFaceError, TargetFace
+from models.pipeline import FaceIndexError, NoFaceError, TargetFace
 from server.errors import ApiError
+from server.face_report import target_report
 from server.http_input import quoted
 from server.session import PreparedTarget
 
@@ -35,10 +36,13 @@ def _read_rgb(path: str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+Prepare = Callable[[list[np.ndarray], Sequence[int | None]], TargetFace]
+
+
 class TargetStore:
     """Gallery targets are prepared on first use; uploads are kept in a bounded LRU."""
 
-    def __init__(self, prepare: Callable[[list[np.ndarray]], TargetFace],
+    def __init__(self, prepare: Prepare,
                  executor: concurrent.futures.Executor, max_uploaded: int) -> None:
         self._prepare = prepare
         self._executor = executor
@@ -70,12 +74,14 @@ class TargetStore:
         async with self._lock:  # one preparation per target even when many sessions ask at once
             if entry.prepared is None:
                 photos = entry.load_photos()
-                face = await self._run_prepare(photos)
+                face, _ = await self._run_prepare(photos, ())
                 entry.prepared = PreparedTarget(entry.id, face)
         return entry.prepared
 
-    async def add_upload(self, photos: list[np.ndarray]) -> PreparedTarget:
-        face = await self._run_prepare(photos)
+    async def add_upload(self, photos: list[np.ndarray],
+                         faces: Sequence[int | None] = ()) -> tuple[PreparedTarget, dict]:
+        """The new target, and the account of its photos (server.face_report) for the answer."""
+        face, report = await self._run_prepare(photos, faces)
         target_id = "upload-" + secrets.token_urlsafe(9)
         title = "Your photo" if len(photos) == 1 else f"Your photos ({len(photos)})"
         # Only the prepared crops are kept: the raw photos (up to 8 x 2048 px) are not needed again.
@@ -83,7 +89,7 @@ class TargetStore:
         self._uploads[target_id] = entry
         while len(self._uploads) > self._max_uploaded:
             self._uploads.popitem(last=False)
-        return entry.prepared
+        return entry.prepared, report
 
     def describe(self, target: PreparedTarget) -> dict:
         entry = self._entry(target.id)
@@ -97,16 +103,21 @@ class TargetStore:
             raise ApiError(500, "could not encode the target image")
         return encoded.tobytes()
 
-    async def _run_prepare(self, photos: list[np.ndarray]) -> TargetFace:
+    async def _run_prepare(self, photos: list[np.ndarray], faces: Sequence[int | None]) -> tuple[TargetFace, dict]:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._prepare, photos)
-        except NoFaceError as error:
+            return await loop.run_in_executor(self._executor, self._prepare_and_report, photos, faces)
+        except (NoFaceError, FaceIndexError) as error:
             if len(photos) == 1:
                 raise ApiError(422, str(error)) from error
             # By position ("photo 2 of 3"): a client's file name is never repeated back.
             where = f"photo {error.index + 1} of {len(photos)}"
             raise ApiError(422, str(error).replace("the photo", where)) from error
+
+    def _prepare_and_report(self, photos: list[np.ndarray], faces: Sequence[int | None]) -> tuple[TargetFace, dict]:
+        """On the preparer thread: the face crops are cut while the raw photos are still at hand."""
+        face = self._prepare(photos, faces)
+        return face, target_report(face, photos)
 
 
 def _prepared_only() -> list[np.ndarray]:

@@ -305,6 +305,44 @@ def test_no_face_in_the_camera_is_flagged(playwright_driver, server: RunningServ
         instance.close()
 
 
+def test_photo_check_and_face_picker(browser, server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An upload shows the aligned crop the avatar uses and the photo check's words; a group photo shows its faces,
+    and a click on another face makes the target from that face."""
+    page = browser.new_page()
+    page.add_init_script(RECORD_CSP_VIOLATIONS)  # the crops are data: URLs: the page's policy must allow them
+    page.goto(server.url + "/")
+    page.wait_for_selector("#gallery button")
+    shut = read_video_frames(sample_media("WolfgangLanger_Pexels.mp4"), max_frames=449)[448]  # eyes shut, untouched
+    path = tmp_path_factory.mktemp("photos") / "shut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(shut, cv2.COLOR_RGB2BGR))
+    page.set_input_files("#upload", str(path))
+    wait_for(page, "window.marionette.upload && document.getElementById('check-warnings').textContent")
+    assert "the eyes are closed in this photo: the avatar cannot open them" in page.inner_text("#check-warnings")
+    assert page.is_hidden("#face-picker")  # one face: nothing to pick
+    assert "the avatar will lack" in page.inner_text("#message")
+
+    page.set_input_files("#upload", str(sample_media("multi_face.jpg")))
+    wait_for(page, "document.querySelectorAll('#faces button').length === 4")
+    first = page.evaluate("window.marionette.upload.answer")
+    assert first["choose"] and "Click the face to use" in page.inner_text("#face-picker-text")
+    chosen = first["photos"][0]["face"]
+    assert page.get_attribute("#faces button.selected", "data-face") == str(chosen)
+    assert page.get_attribute("#check-crop", "src") == first["image_url"]
+    other = (chosen + 1) % 4
+    page.click(f"#faces button[data-face='{other}']")
+    wait_for(page, f"window.marionette.upload.answer.photos[0].face === {other}")
+    second = page.evaluate("window.marionette.upload.answer")
+    assert page.get_attribute("#faces button.selected", "data-face") == str(other)
+    assert page.get_attribute("#check-crop", "src") == second["image_url"]
+    assert page.evaluate("window.marionette.target") == second["id"]  # the avatar uses the face shown
+    assert page.locator(f"#gallery button[data-id='{first['id']}']").count() == 0  # replaced, not added
+    assert page.locator(f"#gallery button[data-id='{second['id']}'].selected").count() == 1
+    assert page.evaluate("window.cspViolations") == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".targets").screenshot(path=str(ARTIFACTS / "face_picker.png"))
+    page.close()
+
+
 @pytest.fixture(scope="module")
 def room_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     # Two callers in one room are a feature test, not an overload test: admission by --max-sessions only.

@@ -77,6 +77,27 @@ def test_cli_writes_a_video(tmp_path: Path) -> None:
     assert frames[0].shape == (128, 256, 3)
 
 
+def test_cli_prints_the_photo_check_and_takes_a_face(tmp_path: Path) -> None:
+    group = sample_media("multi_face.jpg")
+    run = [sys.executable, "-m", "models.reenact", "--target", str(group),
+           "--driver", str(sample_media("single_face.mp4")), "--out", str(tmp_path / "out.mp4"),
+           "--max-frames", "2", "--size", "128", "--generator", "warp", "--landmarks", "dlib"]
+    completed = subprocess.run(run, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert f"{group}: 4 faces (0: [" in completed.stderr and "a close call" in completed.stderr
+    assert "--face N picks another" in completed.stderr
+    completed = subprocess.run([*run, "--face", "0"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0 and "using face 0;" in completed.stderr, completed.stderr
+    completed = subprocess.run([*run, "--face", "7"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2 and "there is no face 7" in completed.stderr, completed.stderr
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(gallery()[0].path)), (160, 160), interpolation=cv2.INTER_AREA))
+    completed = subprocess.run([*run[:4], str(small), *run[5:]], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=120)
+    assert completed.returncode == 0 and f"{small}: warning: the face is" in completed.stderr, completed.stderr
+    assert "px wide: the avatar will be blurry" in completed.stderr
+
+
 def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "models.reenact", "--target", str(sample_media("free-mountain-vector-01.jpg")),
@@ -109,20 +130,19 @@ def test_bad_frames_never_raise(pipeline: ReenactmentPipeline, talking_face_fram
     assert all(r.image.shape == (192, 192, 3) and r.image.dtype == np.uint8 for r in results)
 
 
-def test_target_uses_the_largest_face(pipeline: ReenactmentPipeline) -> None:
+def test_target_uses_the_chosen_face(pipeline: ReenactmentPipeline) -> None:
     group = read_rgb(sample_media("multi_face.jpg"))
     target = pipeline.prepare_target([group])
-    # The crop's face is at the standard scale whichever face it came from; check it is the largest one
-    # by cropping the group photo's largest detection and comparing the two crops.
+    # The crop's face is at the standard scale whichever face it came from; check it is the chosen one (the
+    # best scored, models.face_choice) by cropping each face of the group photo and comparing the crops.
     from models.align import align_face
-    from models.landmarks import detect_face_boxes, landmarks_in_box, to_gray
+    from models.face_choice import find_faces
 
-    gray = to_gray(group)
-    boxes = detect_face_boxes(gray)
-    assert len(boxes) >= 2
-    crops = [align_face(group, landmarks_in_box(gray, box), 192)[0].astype(np.float32) for box in boxes]
+    faces = find_faces(group)
+    assert len(faces) >= 2
+    crops = [align_face(group, face.landmarks, 192)[0].astype(np.float32) for face in faces]
     errors = [np.abs(crop - target.images[0]).mean() for crop in crops]
-    assert int(np.argmin(errors)) == 0 and errors[0] < 1.0
+    assert int(np.argmin(errors)) == target.photos[0].choice.chosen and min(errors) < 1.0
 
 
 def test_faceless_video_holds_the_target(pipeline: ReenactmentPipeline) -> None:
