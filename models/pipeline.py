@@ -101,6 +101,7 @@ class DriverState:
     eye_history: deque = field(default_factory=lambda: deque(maxlen=EYE_HISTORY))  # recent eye openness (2,)
     open_eyes: np.ndarray | None = None  # (2,) the driver's eye openness when open (see _update_open_eyes)
     calibrate_next: bool = True  # the first face seen becomes the neutral face
+    person: int = 0  # the tracked person the neutral face belongs to (MeshTrackState.person)
     last_output: np.ndarray | None = None
     last_output_target: TargetFace | None = None  # the target last_output shows: held only for that target
 
@@ -253,6 +254,11 @@ class ReenactmentPipeline:
                 driver.smoother.reset()
                 driver.mesh_smoother.reset()
                 return None
+            if driver.mesh is not None and driver.mesh.person != driver.person:
+                # Another person drives now (the followed one left long ago): their own neutral face, or the
+                # difference between two people would read as a head turn.
+                driver.person = driver.mesh.person
+                self.request_calibration(driver)
             now = job.timestamp if job.timestamp is not None else time.monotonic()
             scale = face_size(points)
             points = driver.smoother(points, now, scale=scale)
