@@ -45,7 +45,8 @@ from models.landmarks import (
     landmarks_in_box,
     to_gray,
 )
-from models.mesh3d.transfer import eye_openness
+from models.mesh3d.caller_range import MouthRange
+from models.mesh3d.transfer import eye_openness, mouth_openness
 from models.smoothing import OneEuroFilter
 from models.transformer import LandmarkTransformer, TransformerConfig
 from options import option, section
@@ -100,6 +101,7 @@ class DriverState:
     neutral_mesh: np.ndarray | None = None  # (468, 3) driver mesh at rest (calibrated with `neutral`)
     eye_history: deque = field(default_factory=lambda: deque(maxlen=EYE_HISTORY))  # recent eye openness (2,)
     open_eyes: np.ndarray | None = None  # (2,) the driver's eye openness when open (see _update_open_eyes)
+    mouth_range: MouthRange = field(default_factory=MouthRange)  # the caller's own range of mouth openings
     calibrate_next: bool = True  # the first face seen becomes the neutral face
     person: int = 0  # the tracked person the neutral face belongs to (MeshTrackState.person)
     last_output: np.ndarray | None = None
@@ -195,6 +197,7 @@ class ReenactmentPipeline:
         driver.calibrate_next = True
         driver.eye_history.clear()  # a new rest pose: the open-eye reference is learnt again
         driver.open_eyes = None
+        driver.mouth_range.reset()
 
     def process(self, jobs: list[FrameJob]) -> list[FrameResult]:
         timings: dict[str, float] = {}
@@ -270,6 +273,7 @@ class ReenactmentPipeline:
                 driver.calibrate_next = False
             if driver.current_mesh is not None:
                 _update_open_eyes(driver, eye_openness(driver.current_mesh))
+                driver.mouth_range.update(mouth_openness(driver.current_mesh))
             return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
         finally:
             timings["transform"] += time.perf_counter() - start
@@ -293,7 +297,8 @@ def build_transformer(config: TransformerSettings) -> LandmarkTransformer:
 
 def _request(job: FrameJob, driven: np.ndarray | None, frame: np.ndarray) -> GenerateRequest:
     return GenerateRequest(job.target.images, job.target.landmarks, job.target.extra.get("generator", {}),
-                           driven, frame, job.driver.current_mesh, job.driver.neutral_mesh, job.driver.open_eyes)
+                           driven, frame, job.driver.current_mesh, job.driver.neutral_mesh, job.driver.open_eyes,
+                           job.driver.mouth_range.gain)
 
 
 def _update_open_eyes(driver: DriverState, openness: np.ndarray) -> None:
