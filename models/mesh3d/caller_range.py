@@ -19,7 +19,7 @@ import numpy as np
 class MouthRangeConfig:
     # A talking caller's 5-95 % spread of mouth_openness, as the avatar should show it (tuned on the tune clips:
     # cap12 webcam, franck, the webcam_like clips; see docs/mesh_generator.md).
-    full_range: float = 0.30
+    full_range: float = 0.28
     max_gain: float = 2.2
     min_gain: float = 1.0  # never smaller than measured: a wide-mouthed caller is shown as they are
     history: int = 300  # frames (10 s at 30 fps)
