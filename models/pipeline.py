@@ -47,7 +47,8 @@ from models.landmarks import (
     landmarks_in_box,
     to_gray,
 )
-from models.mesh3d.transfer import eye_openness
+from models.mesh3d.caller_range import MouthRange
+from models.mesh3d.transfer import eye_openness, mouth_openness
 from models.photo_check import PhotoCheck, check_photo
 from models.smoothing import OneEuroFilter
 from models.transformer import LandmarkTransformer, TransformerConfig
@@ -113,7 +114,9 @@ class DriverState:
     neutral_mesh: np.ndarray | None = None  # (468, 3) driver mesh at rest (calibrated with `neutral`)
     eye_history: deque = field(default_factory=lambda: deque(maxlen=EYE_HISTORY))  # recent eye openness (2,)
     open_eyes: np.ndarray | None = None  # (2,) the driver's eye openness when open (see _update_open_eyes)
+    mouth_range: MouthRange = field(default_factory=MouthRange)  # the caller's own range of mouth openings
     calibrate_next: bool = True  # the first face seen becomes the neutral face
+    person: int = 0  # the tracked person the neutral face belongs to (MeshTrackState.person)
     last_output: np.ndarray | None = None
     last_output_target: TargetFace | None = None  # the target last_output shows: held only for that target
 
@@ -234,6 +237,7 @@ class ReenactmentPipeline:
         driver.calibrate_next = True
         driver.eye_history.clear()  # a new rest pose: the open-eye reference is learnt again
         driver.open_eyes = None
+        driver.mouth_range.reset()
 
     def process(self, jobs: list[FrameJob]) -> list[FrameResult]:
         timings: dict[str, float] = {}
@@ -293,6 +297,11 @@ class ReenactmentPipeline:
                 driver.smoother.reset()
                 driver.mesh_smoother.reset()
                 return None
+            if driver.mesh is not None and driver.mesh.person != driver.person:
+                # Another person drives now (the followed one left long ago): their own neutral face, or the
+                # difference between two people would read as a head turn.
+                driver.person = driver.mesh.person
+                self.request_calibration(driver)
             now = job.timestamp if job.timestamp is not None else time.monotonic()
             scale = face_size(points)
             points = driver.smoother(points, now, scale=scale)
@@ -304,6 +313,7 @@ class ReenactmentPipeline:
                 driver.calibrate_next = False
             if driver.current_mesh is not None:
                 _update_open_eyes(driver, eye_openness(driver.current_mesh))
+                driver.mouth_range.update(mouth_openness(driver.current_mesh))
             return self.transformer.transform(points, driver.neutral, job.target.landmarks[0])
         finally:
             timings["transform"] += time.perf_counter() - start
@@ -327,7 +337,8 @@ def build_transformer(config: TransformerSettings) -> LandmarkTransformer:
 
 def _request(job: FrameJob, driven: np.ndarray | None, frame: np.ndarray) -> GenerateRequest:
     return GenerateRequest(job.target.images, job.target.landmarks, job.target.extra.get("generator", {}),
-                           driven, frame, job.driver.current_mesh, job.driver.neutral_mesh, job.driver.open_eyes)
+                           driven, frame, job.driver.current_mesh, job.driver.neutral_mesh, job.driver.open_eyes,
+                           job.driver.mouth_range.gain)
 
 
 def _update_open_eyes(driver: DriverState, openness: np.ndarray) -> None:

@@ -2,11 +2,12 @@
 
 Each stream keeps a `MeshTrackState`. A stream is tracked from its previous frame's 468 points (the ROI
 follows the face, as in MediaPipe); it is detected when it is new, was lost, or every `detect_every`
-frames (to pick up a bigger face that walked in). FaceMesh's face-presence score decides when a face
-is lost. With `refine_eyes`, both eyes of every face then go through MediaPipe's eye network, and its lid (and
-iris) points replace the mesh's eye region (models/facemesh/eyes.py). Landmarks are returned in the iBUG 68-point
-convention, as dlib gives them. The networks run in a landmark engine (models/facemesh/engines.py: the batched
-torch port, or LiteRT on the CPU); the decisions here are the same for both.
+frames (to confirm the tracked face is still one). FaceMesh's face-presence score decides when a face
+is lost. Which detection a new or lost stream takes is models/facemesh/follow.py's rule: one person drives.
+With `refine_eyes`, both eyes of every face then go through MediaPipe's eye network in one more call,
+and its lid (and iris) points replace the mesh's eye region (models/facemesh/eyes.py). Landmarks are returned
+in the iBUG 68-point convention, as dlib gives them. The networks run in a landmark engine
+(models/facemesh/engines.py: the batched torch port, or LiteRT on the CPU); the decisions here are the same for both.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from models.facemesh.detection import DetectionConfig
 from models.facemesh.engines import landmark_engine
 from models.facemesh.eyes import eye_rois, refine_mesh
 from models.facemesh.face_rois import FaceRois, rois_from_detection, rois_from_landmarks
+from models.facemesh.follow import FollowConfig, box_of, matches, pick
 from models.facemesh.mapping import to_ibug68
 from models.facemesh.networks import EYE_POINTS, IRIS_POINTS, RuntimeConfig
 
@@ -40,6 +42,7 @@ class MeshTrackerConfig:
     # Run the eye network on a stream every N-th frame (staggered across streams); in between its last
     # correction of the eye vertices rides on the fresh mesh. The network costs ~2x FaceMesh on a CPU.
     eyes_every: int = 1
+    follow: FollowConfig = field(default_factory=FollowConfig)
 
 
 _stream_numbers = itertools.count()
@@ -56,6 +59,10 @@ class MeshTrackState:
     eye_correction: np.ndarray | None = None  # (468, 2) refined - raw mesh x, y at the last eye-network frame
     frames_tracked: int = 0
     eye_phase: int = field(default_factory=_stream_numbers.__next__)  # staggers streams' eye-network frames
+    followed_box: np.ndarray | None = None  # (4,) where the followed person's face was last seen; kept when lost
+    frames_lost: int = 0  # frames in a row without the followed face
+    unconfirmed: int = 0  # re-detections in a row that saw faces, none at the tracked one
+    person: int = 0  # which person this stream follows: +1 each time a new one is taken (1 = the first)
 
 
 class MeshLandmarkStage:
@@ -124,21 +131,27 @@ class MeshLandmarkStage:
         if not wanted:
             return {}
         found = self.engine.detect(frames, wanted)
-        sides = np.clip(found.boxes[..., 2:] - found.boxes[..., :2], 0, None)
-        area = np.where(found.valid, sides.prod(-1), -1.0)
-        rows = np.arange(len(wanted))
-        best = area.argmax(axis=1)  # the largest face: the person in front of the camera
-        boxes = found.boxes[rows, best]
-        rois = rois_from_detection(boxes, found.keypoints[rows, best])
+        boxes, valid = found.boxes, found.valid
         chosen = {}
         for row, index in enumerate(wanted):
             state = states[index]
             state.frames_since_detect = 0
-            if not found.valid[row, best[row]]:
-                continue  # a tracked face stays tracked (presence decides); a lost one stays lost
-            if state.mesh is not None and _inside(boxes[row], state.mesh):
-                continue  # the same face: its tracked ROI is tighter than a detection's
-            chosen[index] = rois.take([row])
+            faces = np.flatnonzero(valid[row])
+            if state.mesh is not None:  # tracked: presence decides, no other face takes over
+                followed = box_of(state.mesh)
+                seen = any(matches(boxes[row, k], followed, self.config.follow) for k in faces)
+                state.unconfirmed = 0 if seen or not len(faces) else state.unconfirmed + 1
+                if state.unconfirmed >= self.config.follow.max_unconfirmed:  # stuck on something else: lose it
+                    _lose(state)
+                    state.unconfirmed = 0
+                continue
+            best = pick(boxes[row, faces], state.followed_box, self.config.follow)
+            if best is None:
+                continue  # lost and the followed face is not back: hold
+            k = int(faces[best])
+            if state.followed_box is None:
+                state.person += 1  # a new stream, or the followed person left long ago
+            chosen[index] = rois_from_detection(found.boxes[row, k:k + 1], found.keypoints[row, k:k + 1])
         return chosen
 
     def _mesh(self, frames: list, states: list[MeshTrackState], detected: dict[int, FaceRois],
@@ -148,6 +161,7 @@ class MeshLandmarkStage:
         results: list[np.ndarray | None] = [None] * len(states)
         for i in set(range(len(states))) - set(order):  # lost and not found again
             _lose(states[i])
+            self._count_lost(states[i])
         if not order:
             return results
         rois = list(detected.values())
@@ -166,7 +180,10 @@ class MeshLandmarkStage:
             state = states[index]
             if not present[row]:
                 _lose(state)
+                self._count_lost(state)
                 continue
+            state.frames_lost = 0
+            state.followed_box = box_of(meshes[row])
             if index not in searched:
                 state.frames_since_detect += 1
             state.mesh = meshes[row].astype(np.float32)
@@ -174,6 +191,11 @@ class MeshLandmarkStage:
             state.frames_tracked += 1
             results[index] = landmarks[row]
         return results
+
+    def _count_lost(self, state: MeshTrackState) -> None:
+        state.frames_lost += 1
+        if state.frames_lost > self.config.follow.forget_after:
+            state.followed_box = None  # gone for good: the next face found is a new person
 
     @staticmethod
     def _hold_eye_corrections(meshes: np.ndarray, raw: np.ndarray, states: list[MeshTrackState],
@@ -222,9 +244,3 @@ def _rounds(states: list[MeshTrackState]) -> list[list[int]]:
         rounds[turn].append(index)
     return rounds
 
-
-def _inside(box: np.ndarray, mesh: np.ndarray) -> bool:
-    """Is the detection's centre inside the tracked face's extent?"""
-    centre = (box[:2] + box[2:]) / 2
-    low, high = mesh[:, :2].min(axis=0), mesh[:, :2].max(axis=0)
-    return bool(np.all(centre >= low) and np.all(centre <= high))

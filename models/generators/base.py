@@ -22,6 +22,7 @@ class GenerateRequest:
     driver_mesh: np.ndarray | None = None  # (468, 3) the driver's smoothed FaceMesh, frame pixels (mesh landmarks)
     neutral_mesh: np.ndarray | None = None  # (468, 3) the driver's calibrated neutral FaceMesh
     open_eyes: np.ndarray | None = None  # (2,) the driver's eye openness with eyes open (None: the neutral's)
+    mouth_gain: float = 1.0  # the caller's mouth-range gain (models/mesh3d/caller_range.py)
 
 
 class Generator(ABC):

@@ -94,7 +94,8 @@ class MeshGenerator(Generator):
         if request.driver_mesh is None or request.neutral_mesh is None:
             raise ValueError("the mesh generator needs the driver's face mesh (use --landmarks mesh)")
         template: MeshTemplate = request.cache["template"]
-        driven = template.transfer.drive(request.driver_mesh, request.neutral_mesh, request.open_eyes)
+        driven = template.transfer.drive(request.driver_mesh, request.neutral_mesh, request.open_eyes,
+                                          request.mouth_gain)
         return driven, layout(template, driven)
 
 

@@ -9,7 +9,11 @@ MarioNETte's landmark-transformer idea, in 3-D:
 3. eyes: each eye's opening is transferred as a ratio of the driver's own open eye (a running
    reference the pipeline keeps per session, so a neutral face calibrated while looking down or blinking
    does not cap the avatar's eyes), so a closed driver eye closes the target's eye whatever the sizes;
-4. the target's expressive mesh is rotated and scaled by the driver's relative pose about its own
+4. mouth: the driver's opening (inner-lip gap over mouth width, a ratio: the same on any face size) becomes the
+   target's, times the caller's gain (models/mesh3d/caller_range.py: a caller whose small webcam face shows a
+   small range of openings opens the avatar's mouth as far as a caller seen up close), by dropping the lower lip
+   and jaw; transferring raw offsets instead shrank openings on webcams (mouth amp 0.33 on a 400x300 clip);
+5. the target's expressive mesh is rotated and scaled by the driver's relative pose about its own
    centre and shifted by the driver's (rescaled) translation; projection is orthographic.
 
 All meshes are (468, 3) FaceMesh points in image axes (x right, y down, z away from the camera), pixels.
@@ -35,6 +39,11 @@ EYE_CORNERS = ((33, 133), (263, 362))  # outer, inner
 # eye_openness of a closed eye: the eye network's lids keep a small gap (fitted on two clips: ours = 0.016 to
 # 0.048 + 0.6 x dlib's eye aspect ratio), so that gap, not zero, is "closed".
 CLOSED_EYE = 0.03
+# Mouth: inner-lip vertex pairs (upper, lower) and the outer corners; the lips' vertex rings (MediaPipe's).
+MOUTH_GAP = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402))
+MOUTH_CORNERS = (61, 291)
+UPPER_LIP = (185, 40, 39, 37, 0, 267, 269, 270, 409, 191, 80, 81, 82, 13, 312, 311, 310, 415)
+LOWER_LIP = (146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324)
 IMAGE_AXES = np.array([1.0, -1.0, -1.0], np.float32)  # canonical (y up, z to the camera) -> image axes
 
 
@@ -43,6 +52,7 @@ class TransferConfig:
     scale_range: tuple[float, float] = (0.8, 1.25)  # head scale relative to the neutral face
     max_translation: float = 0.15  # of the output size: the face stays in frame
     max_eye_opening: float = 1.2  # eye opening vs the target's rest: its photo cannot show more eyeball
+    max_mouth_opening: float = 0.7  # inner-lip gap over mouth width: a wide yawn, never a dislocated jaw
     output_size: int = 256
 
 
@@ -93,10 +103,14 @@ class MeshTransfer:
         self.target_frame = head_frame(self.target)
         self.target_extent = _extent(self.target, self.target_frame)
         _, self.weights = _canonical_image_axes()
+        self.jaw = _jaw_weights()
+        self.target_mouth = mouth_openness(self.target)
 
-    def drive(self, current: np.ndarray, neutral: np.ndarray, open_eyes: np.ndarray | None = None) -> DrivenMesh:
+    def drive(self, current: np.ndarray, neutral: np.ndarray, open_eyes: np.ndarray | None = None,
+              mouth_gain: float = 1.0) -> DrivenMesh:
         """The target's mesh doing what `current` does relative to `neutral` (the driver's meshes). `open_eyes`:
-        the driver's eye openness (`eye_openness`) when their eyes are open, per eye; default the neutral's."""
+        the driver's eye openness (`eye_openness`) when their eyes are open, per eye; default the neutral's.
+        `mouth_gain`: the caller's mouth-range gain (caller_range.MouthRange), 1 = as measured."""
         current, neutral = np.asarray(current, np.float64), np.asarray(neutral, np.float64)
         relative = procrustes(neutral, current, self.weights)
         in_neutral_pose = relative.invert(current)
@@ -105,6 +119,8 @@ class MeshTransfer:
         delta = (in_neutral_pose - neutral) @ neutral_frame.rotation / neutral_frame.scale
         delta *= self.target_extent / _extent(neutral, neutral_frame)
         expressive = self.target + delta @ self.target_frame.rotation.T * self.target_frame.scale
+        opening = (mouth_openness(in_neutral_pose) - mouth_openness(neutral)) * mouth_gain
+        self._open_mouth_like(expressive, self.target_mouth + opening)
         reference = eye_openness(neutral)
         if open_eyes is not None:  # the neutral face may have been calibrated squinting, never wider than open
             reference = np.maximum(reference, open_eyes)
@@ -124,6 +140,17 @@ class MeshTransfer:
         motion = HeadMotion(relative.rotation, scale, pivot, shift)
         return DrivenMesh(motion.apply(expressive).astype(np.float32), motion)
 
+    def _open_mouth_like(self, expressive: np.ndarray, wanted: float) -> None:
+        """In place: the lower lip and jaw move along the target's head-down axis until the inner-lip gap over
+        the mouth width is `wanted` (within 0 .. max_mouth_opening)."""
+        wanted = float(np.clip(wanted, 0.0, self.config.max_mouth_opening))
+        width = float(np.linalg.norm(expressive[MOUTH_CORNERS[0]] - expressive[MOUTH_CORNERS[1]]))
+        extra = (wanted - mouth_openness(expressive)) * width
+        if wanted <= 0.0:  # closed: lips meet, never cross
+            extra = max(extra, -_lip_gap(expressive))
+        down = self.target_frame.rotation[:, 1]  # canonical y (down, image axes) in the target's frame
+        expressive += np.outer(self.jaw * extra, down)
+
     def _open_eyes_like(self, expressive: np.ndarray, openness: np.ndarray) -> None:
         """In place: each target eye opens by the driver's ratio to their open eye (lids about their middle)."""
         for (upper, lower), ratio in zip(EYELIDS, openness, strict=True):
@@ -133,6 +160,29 @@ class MeshTransfer:
             half = (self.target[up] - self.target[low]) / 2  # the target's own lid gap at rest
             expressive[up] = middle + ratio * half
             expressive[low] = middle - ratio * half
+
+
+def _lip_gap(mesh: np.ndarray) -> float:
+    return float(np.mean([np.linalg.norm(mesh[a] - mesh[b]) for a, b in MOUTH_GAP]))
+
+
+def mouth_openness(mesh: np.ndarray) -> float:
+    """Mean inner-lip gap over the mouth-corner distance (0: lips together)."""
+    return _lip_gap(mesh) / max(float(np.linalg.norm(mesh[MOUTH_CORNERS[0]] - mesh[MOUTH_CORNERS[1]])), 1e-6)
+
+
+@functools.cache
+def _jaw_weights() -> np.ndarray:
+    """(468,) how far each vertex moves with the lower jaw: 1 for the lower lip and the chin, 0 for the upper lip
+    and everything above the mouth corners, a ramp in between (the cheeks beside the mouth stretch)."""
+    canonical, _ = _canonical_image_axes()
+    y = canonical[:, 1]  # image axes: down
+    corners, chin_top = y[list(MOUTH_CORNERS)].mean(), y[17]
+    weights = np.clip((y - corners) / max(chin_top - corners, 1e-6), 0.0, 1.0)
+    weights[list(LOWER_LIP)] = 1.0
+    weights[list(UPPER_LIP)] = 0.0
+    weights[list(MOUTH_CORNERS)] = 0.5
+    return weights
 
 
 def eye_openness(mesh: np.ndarray) -> np.ndarray:
