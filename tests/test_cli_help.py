@@ -15,7 +15,8 @@ COMMANDS = [
     "training.prepare", "training.train", "training.export", "training.fit_landmarks", "training.fit_mapping",
     "evaluation.evaluate", "evaluation.motion", "evaluation.facemesh", "evaluation.few_shot",
     "evaluation.sample_strip", "evaluation.pipeline_bench", "evaluation.bench_facemesh",
-    "evaluation.bench_marionette",
+    "evaluation.bench_marionette", "evaluation.landmark_bench", "evaluation.mediapipe_worker",
+    "evaluation.webcam_like",
 ]
 
 
