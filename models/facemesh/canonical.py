@@ -2,7 +2,7 @@
 
 The model ships in the npm package `@mediapipe/face_mesh` (Apache-2.0) as
 `geometry_pipeline_metadata_landmarks.binarypb` inside `face_mesh_solution_packed_assets.data`; set-up
-fetches the tarball from the npm registry (`models.asset_fetch.fetch_npm_member`) and this module parses the
+fetches the tarball with `npm pack` (`models.asset_fetch.fetch_npm_member`) and this module parses the
 protobuf (GeometryPipelineMetadata: canonical_mesh = 1, procrustes_landmark_basis = 2) with a small
 wire-format reader, so no protobuf dependency is needed. The parsed arrays are cached as .npz.
 

@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from evaluation import evalset
 from models.align import align_face
-from models.assets import CACHE_DIR, gallery, sample_media
+from models.assets import gallery, sample_media
 from models.face_choice import CLOSE_CALL, FaceIndexError, choose_face, find_faces
 from models.photo_check import MAX_ENLARGEMENT
 from models.pipeline import FaceIndexError as PipelineFaceIndexError
@@ -20,7 +21,6 @@ from models.pipeline import PipelineConfig, ReenactmentPipeline
 from tests.media_utils import read_video_frames
 
 OPEN, DOWNCAST, SHUT, TURNED = 200, 0, 448, 468
-EVALSET_PHOTOS = CACHE_DIR / "evalset" / "photos"  # the evaluation set (evaluation.evalset fetches it at set-up)
 
 
 def read_rgb(path) -> np.ndarray:
@@ -85,10 +85,7 @@ def test_a_weak_detection_needs_a_second_detector(pipeline: ReenactmentPipeline)
 
 
 def evalset_photo(name: str) -> np.ndarray:
-    path = EVALSET_PHOTOS / name
-    if not path.exists():
-        pytest.skip(f"{path} is not fetched (python -m evaluation.evalset)")
-    return read_rgb(path)
+    return read_rgb(evalset.photo_path(name))  # fetched at set-up; fetched here if missing, never skipped
 
 
 def test_the_speaker_at_the_podium_is_chosen_over_the_seated_man() -> None:
