@@ -1,12 +1,12 @@
 """Generator `mesh`: the target photo re-rendered on its own 3-D face mesh, driven in 3-D.
 
 Target side (once per target choice): the photo's 468-point FaceMesh, its head frame, the canonical
-triangulation with per-triangle texture sources (mirrored where the photo shows a triangle edge-on) and
-an outer layer for hair, ears and background (models/mesh3d/template.py). Per frame: the driver's 3-D
-head pose and expression move the target's mesh (models/mesh3d/transfer.py), every output pixel samples
-the photo through the nearest front-facing triangle that covers it (models/mesh3d/render.py), and an
-opened mouth gets the target's teeth or a shaded cavity (models/generators/paint.py). Eyes close with the
-target's own lid skin: the lids are part of the mesh.
+triangulation with per-triangle texture sources (each triangle where the photo shows it: at rest the
+avatar is the photo) and an outer layer for hair, ears and background (models/mesh3d/template.py). Per
+frame: the driver's 3-D head pose and expression move the target's mesh (models/mesh3d/transfer.py),
+every output pixel samples the photo through the nearest front-facing triangle that covers it
+(models/mesh3d/render.py), and an opened mouth gets the target's teeth or a shaded cavity
+(models/generators/paint.py). Eyes close with the target's own lid skin: the lids are part of the mesh.
 
 CPU: OpenCV fills the triangles of one face at a time (fastest measured there). CUDA: one batched torch
 rasteriser + grid_sample for the whole batch. Both give the same map within a stated tolerance

@@ -33,7 +33,6 @@ class Layout:
     dst: np.ndarray  # (N, 3, 2) output pixels
     src: np.ndarray  # (N, 3, 2) photo pixels
     depth: np.ndarray  # (N,) painting key: smaller is nearer; inf = not painted
-    orientation: np.ndarray  # (N,) +1, or -1 where the photo is sampled mirrored (a reflection, not a fold)
     map_step: int  # the map is built at 1/map_step resolution (see sampling_map_cpu)
 
     def painting_order(self) -> np.ndarray:
@@ -57,10 +56,9 @@ def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
     facing = signed_areas(face_dst) * template.front_sign > MIN_AREA
     face_depth = np.where(facing, points[template.face_triangles][..., 2].mean(axis=1), np.inf)
     outer_depth = np.where(flipped, np.inf, OUTER_DEPTH)  # a flipped outer triangle would fold the map
-    orientation = np.concatenate([np.ones(len(outer_dst)), np.where(template.mirrored, -1.0, 1.0)])
     return Layout(np.concatenate([outer_dst, face_dst]).astype(np.float32),
                   np.concatenate([outer_src, template.face_source]).astype(np.float32),
-                  np.concatenate([outer_depth, face_depth]), orientation.astype(np.float32),
+                  np.concatenate([outer_depth, face_depth]),
                   # Few-shot maps jump between photos of the atlas at texture seams: resizing a coarse map
                   # would sample between photos there, so they are built at full resolution.
                   1 if template.image.shape[1] > template.size else MAP_STEP)
@@ -112,10 +110,10 @@ def map_from_ids(ids: np.ndarray, coefficients: np.ndarray, bounds: tuple[np.nda
     return np.clip(np.stack([map_x, map_y], axis=-1), low, high)
 
 
-def area_from_ids(ids: np.ndarray, coefficients: np.ndarray, orientation: np.ndarray) -> np.ndarray:
-    """The map's local area ratio (Jacobian determinant) per pixel; mirrored sampling counts as unfolded."""
+def area_from_ids(ids: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """The map's local area ratio (Jacobian determinant) per pixel."""
     linear = coefficients[:, :2, :]
-    determinant = (linear[:, 0, 0] * linear[:, 1, 1] - linear[:, 0, 1] * linear[:, 1, 0]) * orientation
+    determinant = linear[:, 0, 0] * linear[:, 1, 1] - linear[:, 0, 1] * linear[:, 1, 0]
     return np.concatenate([np.ones(1, np.float32), determinant.astype(np.float32)])[ids]
 
 
@@ -129,7 +127,7 @@ def sampling_map_cpu(layout_: Layout, size: int) -> tuple[np.ndarray, np.ndarray
     coefficients = affine_coefficients(layout_.dst, layout_.src)
     small = map_from_ids(ids, coefficients, source_bounds(layout_.src), step)
     full = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR) if step > 1 else small
-    area = area_from_ids(ids, coefficients, layout_.orientation)
+    area = area_from_ids(ids, coefficients)
     if step > 1:
         area = cv2.resize(area, (size, size), interpolation=cv2.INTER_NEAREST)
     return full, area
@@ -152,11 +150,10 @@ def sampling_maps_torch(layouts: list[Layout], size: int, device: str = "cpu", c
     dst = torch.zeros(len(layouts), count, 3, 2, device=device)
     src = torch.zeros_like(dst)
     depth = torch.full((len(layouts), count), float("inf"), device=device, dtype=torch.float64)
-    orientation = torch.ones(len(layouts), count, device=device)
     for b, item in enumerate(layouts):  # gathering the inputs; the rasterising below is batched
         n = len(item.depth)
         dst[b, :n], src[b, :n] = torch.from_numpy(item.dst), torch.from_numpy(item.src)
-        depth[b, :n], orientation[b, :n] = torch.from_numpy(item.depth), torch.from_numpy(item.orientation)
+        depth[b, :n] = torch.from_numpy(item.depth)
     small = -(-size // step)
     axis = torch.arange(small, device=device, dtype=torch.float32) * step + (step - 1) / 2
     ys, xs = torch.meshgrid(axis, axis, indexing="ij")
@@ -185,7 +182,7 @@ def sampling_maps_torch(layouts: list[Layout], size: int, device: str = "cpu", c
     mapped = torch.minimum(torch.maximum((homogeneous[None, :, :, None] * chosen).sum(dim=2), low), high)
     map_small = mapped.reshape(len(layouts), small, small, 2)
     linear = coefficients[:, :, :2, :]
-    determinant = (linear[..., 0, 0] * linear[..., 1, 1] - linear[..., 0, 1] * linear[..., 1, 0]) * orientation
+    determinant = linear[..., 0, 0] * linear[..., 1, 1] - linear[..., 0, 1] * linear[..., 1, 0]
     area_table = torch.cat([torch.ones(len(layouts), 1, device=device), determinant], dim=1)
     area_small = torch.gather(area_table, 1, best_id).reshape(len(layouts), 1, small, small)
     if step == 1:

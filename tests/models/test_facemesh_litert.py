@@ -199,6 +199,6 @@ def test_the_stage_runs_opencv_on_one_thread_and_puts_its_count_back(talking_fac
     cv2.setNumThreads(2)
     try:
         stage.track([talking_face_frames[0]], [MeshTrackState()])
-        assert seen == [1] and cv2.getNumThreads() == 2
+        assert seen and set(seen) == {1} and cv2.getNumThreads() == 2  # a new face: several reads (settling)
     finally:
         cv2.setNumThreads(cv2.getNumberOfCPUs())
