@@ -14,6 +14,7 @@ PAGE_SIGNALS = ("yaw", "pitch", "mouth", "eyes")
 MIN_CORR = {"yaw": 0.8, "pitch": 0.6, "mouth": 0.85, "eyes": 0.6}
 AMP_RANGE = (0.75, 1.25)
 MAX_REST_SHARE = 0.004  # 0.4 % of the face region far off the photo at rest
+MAX_TEAR_SHARE = 0.0005  # 0.05 % of the face's pixels on a tear in the worst frame (issue 31)
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:1.5em;color:#222} table{border-collapse:collapse;margin:.5em 0 1.5em}
@@ -38,6 +39,9 @@ def _row(row: dict) -> str:
         cells.append(_number(amp, amp is None or not AMP_RANGE[0] <= amp <= AMP_RANGE[1]))
     rest = row.get("rest_far_share")
     cells.append(_number(None if rest is None else 100 * rest, rest is not None and rest > MAX_REST_SHARE, 2))
+    tears = row.get("tears")
+    worst = None if tears is None else tears["worst_share"]
+    cells.append(_number(None if worst is None else 100 * worst, worst is not None and worst > MAX_TEAR_SHARE, 3))
     cells.append(_number(row["identity"]["to_target"]))
     cells.append(_number(row["identity"]["to_driver"]))
     folded = row["folds"]["folded_share"]
@@ -52,7 +56,7 @@ def _anchor(row: dict) -> str:
 
 def _table(rows: list[dict]) -> str:
     head = ["clip", "target", "generator"] + [f"{s} {m}" for s in PAGE_SIGNALS for m in ("r", "amp")]
-    head += ["at rest far-off %", "id→T", "id→D", "folded %", "frames (faces both)"]
+    head += ["at rest far-off %", "worst tear %", "id→T", "id→D", "folded %", "frames (faces both)"]
     return ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
             + "".join(_row(row) for row in rows) + "</table>")
 
@@ -68,6 +72,9 @@ def _summary(rows: list[dict]) -> str:
     rests = [r.get("rest_far_share") for r in rows]
     torn = sum(1 for v in rests if v is not None and v > MAX_REST_SHARE)
     parts.append(f"at rest: {torn} of {len(rows)} pairs over {100 * MAX_REST_SHARE:.1f} % far off the photo")
+    tears = [r["tears"]["worst_share"] for r in rows if r.get("tears")]
+    parts.append(f"tears: {sum(1 for v in tears if v > MAX_TEAR_SHARE)} of {len(tears)} pairs over "
+                 f"{100 * MAX_TEAR_SHARE:.2f} % of the face in their worst frame")
     return "<p>Medians: " + "; ".join(parts) + ".</p>"
 
 
@@ -84,9 +91,12 @@ def page(report: dict, no_face: list[str]) -> str:
            f"({machine.get('cpu_count')} cores). Measured by dlib's 68 points on driver and avatar frames, "
            "never the pipeline's own. r: correlation; amp: avatar / driver 5-95 % range. At rest: the share of "
            "the face region more than 60/255 off the aligned photo at the calibration frame (red in the strip). "
+           "Worst tear: in the pair's worst frame, the share of face pixels where two neighbours sample the "
+           "photo's face more than 4 px apart. "
            "id→T / id→D: dlib distance of the avatar to the target / to the caller (lower is closer). Red: "
            f"outside the goals (r below {MIN_CORR}, amp outside {AMP_RANGE[0]}-{AMP_RANGE[1]}, at rest over "
-           f"{100 * MAX_REST_SHARE:.1f} %). The set and its held-out part: docs/evalset.md.</p>"]
+           f"{100 * MAX_REST_SHARE:.1f} %, tears over {100 * MAX_TEAR_SHARE:.2f} %). The set and its held-out part: "
+           "docs/evalset.md.</p>"]
     for title, rows in (("Tuning part", tuning), ("Held out (never tuned on)", held)):
         out += [f"<h2>{title}: {len(rows)} pairs</h2>", _summary(rows) if rows else "", _table(rows)]
     if no_face:
@@ -94,7 +104,8 @@ def page(report: dict, no_face: list[str]) -> str:
                    + ", ".join(html.escape(name) for name in no_face) + ".</p>")
     out.append("<h2>Strips: driver | avatar</h2><p class='small'>Per pair: the most closed eyes, the most open "
                "mouth, the largest turn and nod, the largest motion, the first frame, the calibration frame (far-off "
-               "pixels painted red) and the frame whose motion matches the driver's worst.</p>")
+               "pixels painted red), the frame whose map tears most and the frame whose motion matches the "
+               "driver's worst.</p>")
     for row in report["rows"]:
         label = "held out" if row["held_out"] else "tuning"
         out.append(f"<h3 id='{_anchor(row)}'>{html.escape(row['clip'])} → {html.escape(row['target'])} "

@@ -42,7 +42,15 @@ from evaluation.fidelity import (
 from evaluation.identity import face_embedding
 from evaluation.machine_info import machine_info
 from evaluation.motion_report import strip_frames, strip_image, write_png, write_report
-from evaluation.rest_check import rest_difference, rest_overlay, worst_match
+from evaluation.rest_check import (
+    mouth_opening_mask,
+    rest_difference,
+    rest_overlay,
+    tear_face,
+    tear_mask,
+    tear_share,
+    worst_match,
+)
 from evaluation.signals import SIGNALS, SignalTrack, face_signals, head_yaw_pitch, track_signals
 from models.assets import gallery, sample_media
 from models.generators import GENERATOR_NAMES, Generator
@@ -151,6 +159,7 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
     driver = pipeline.new_driver()
     avatars: list[np.ndarray] = []
     ratio_maps: list[np.ndarray | None] = []
+    maps: dict[int, np.ndarray] = {}  # frame -> the map that sampled the photo (tears are judged after dlib ran)
     seconds = 0.0
     calibration: int | None = None
     for index, frame in enumerate(clip.frames):
@@ -165,6 +174,9 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
         avatars.append(result.image)
         if recorder.requests:  # a held frame (no face) was not rendered: no map to judge
             ratio_maps += pipeline.generator.area_ratio_maps(recorder.requests)
+            map_xy = pipeline.generator.sampling_maps(recorder.requests)[0]
+            if map_xy is not None:
+                maps[index] = map_xy
         bar.update()
     track = track_signals(avatars)
     indices = sorted(clip.embeddings)
@@ -175,6 +187,15 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
             del picks["first frame"]  # the same frame, shown once: with its far-off pixels marked
         picks["at rest (far-off red)"] = calibration
         rest = round(rest_difference(avatars[calibration], target.images[0], target.landmarks[0]), 5)
+    source_face = tear_face(target.landmarks[0], target.images[0].shape[:2])
+    tears = {}  # frame -> share of the face's pixels where the sampling map tears
+    for index, map_xy in maps.items():
+        share = tear_share(map_xy, source_face, mouth_opening_mask(track.landmarks[index], map_xy.shape[:2]))
+        if share is not None:
+            tears[index] = share
+    torn = max(tears, key=tears.__getitem__) if tears else None
+    if torn is not None and tears[torn] > 0:
+        picks["worst tear (red)"] = torn
     worst = worst_match(clip.signals, track)
     if worst is not None:
         picks["worst match"] = worst
@@ -189,9 +210,15 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
         "jitter": landmark_jitter(track.landmarks),
         "fps": round(len(avatars) / seconds, 1) if seconds else None,
         "rest_far_share": rest,
+        "tears": None if torn is None else {"worst_share": round(tears[torn], 6), "worst_frame": torn,
+                                            "mean_share": round(float(np.mean(list(tears.values()))), 6)},
         "calibration_frame": calibration,
     }
     shown = {i: avatars[i] for i in picks.values()}
+    if torn is not None and "worst tear (red)" in picks:
+        mask, _ = tear_mask(maps[torn], source_face, mouth_opening_mask(track.landmarks[torn], maps[torn].shape[:2]))
+        shown[torn] = avatars[torn].copy()
+        shown[torn][mask] = (255, 0, 0)
     if calibration is not None:
         shown[calibration] = rest_overlay(avatars[calibration], target.images[0], target.landmarks[0])
     return row, picks, shown

@@ -94,7 +94,8 @@ def markdown(report: dict) -> str:
         "frame (evaluation.rest_check; 0 = the photo itself). Held-out rows (evaluation set) come last.", "",
     ]
     header = ["clip", "target", "generator"] + [f"{s} {m}" for s in SIGNALS for m in ("r", "amp")]
-    header += ["at rest far-off %", "folded", "extreme", "id→T", "id→D", "jitter", "fps", "frames (both faces)"]
+    header += ["at rest far-off %", "worst tear %", "folded", "extreme", "id→T", "id→D", "jitter", "fps",
+               "frames (both faces)"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report["rows"]:
         held = " (held out)" if row.get("held_out") else ""
@@ -102,7 +103,10 @@ def markdown(report: dict) -> str:
         for name in SIGNALS:
             cells += [_cell(row["signals"][name]["corr"]), _cell(row["signals"][name]["amp"])]
         rest = row.get("rest_far_share")
-        cells += [_cell(None if rest is None else 100 * rest), _share(row["folds"]["folded_share"]),
+        tears = row.get("tears")
+        cells += [_cell(None if rest is None else 100 * rest),
+                  _cell(None if tears is None else 100 * tears["worst_share"], 3),
+                  _share(row["folds"]["folded_share"]),
                   _share(row["folds"]["extreme_share"]),
                   _cell(row["identity"]["to_target"]), _cell(row["identity"]["to_driver"]),
                   _cell(row["jitter"], 4), _cell(row["fps"], 1), f"{row['signals']['roll']['frames']}/{row['frames']}"]

@@ -46,3 +46,8 @@ class Generator(ABC):
         samples the target photo, (output_size, output_size) float32; <= 0 is a fold or tear. None for a
         generator whose output is not a geometric resampling of the target (passthrough, neural)."""
         return [None] * len(requests)
+
+    def sampling_maps(self, requests: list[GenerateRequest]) -> list[np.ndarray | None]:
+        """For evaluation: per output pixel, the photo point it samples, (output_size, output_size, 2) float32
+        x, y in target-crop pixels. None for a generator that does not resample the target photo."""
+        return [None] * len(requests)

@@ -42,12 +42,16 @@ class MeshGenerator(Generator):
         return {"template": template, "colours": face_colours(images[0], to_ibug68(meshes[0], refined_eyes=True))}
 
     def generate(self, requests: list[GenerateRequest]) -> list[np.ndarray]:
-        return [image for image, _ in self._render(requests)]
+        return [image for image, _, _ in self._render(requests)]
 
     def area_ratio_maps(self, requests: list[GenerateRequest]) -> list[np.ndarray | None]:
-        return [area for _, area in self._render(requests)]
+        return [area for _, area, _ in self._render(requests)]
 
-    def _render(self, requests: list[GenerateRequest]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def sampling_maps(self, requests: list[GenerateRequest]) -> list[np.ndarray | None]:
+        return [map_xy for _, _, map_xy in self._render(requests)]
+
+    def _render(self, requests: list[GenerateRequest]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per request: the image, the map's area ratios and the map itself."""
         frames = [self._layout(request) for request in requests]
         if self.settings.device.startswith("cuda"):
             return self._render_torch(requests, frames)
@@ -56,11 +60,11 @@ class MeshGenerator(Generator):
             map_xy, area = sampling_map_cpu(frame_layout, self.output_size)
             image = soften_seams(sample(request.cache["template"].image, map_xy), map_xy)
             _paint(image, driven, request.cache["colours"])
-            results.append((image, area))
+            results.append((image, area, map_xy))
         return results
 
     def _render_torch(self, requests: list[GenerateRequest], frames: list[tuple[DrivenMesh, Layout]]
-                      ) -> list[tuple[np.ndarray, np.ndarray]]:
+                      ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         from models.mesh3d.render import sampling_maps_torch
 
         device = self.settings.device
@@ -68,9 +72,10 @@ class MeshGenerator(Generator):
         images = self._sample_batched(requests, maps)
         results = []
         for index, (request, (driven, _)) in enumerate(zip(requests, frames, strict=True)):
-            image = soften_seams(np.ascontiguousarray(images[index]), maps[index].cpu().numpy())
+            map_xy = maps[index].cpu().numpy()
+            image = soften_seams(np.ascontiguousarray(images[index]), map_xy)
             _paint(image, driven, request.cache["colours"])
-            results.append((image, areas[index].cpu().numpy()))
+            results.append((image, areas[index].cpu().numpy(), map_xy))
         return results
 
     def _sample_batched(self, requests: list[GenerateRequest], maps: torch.Tensor) -> np.ndarray:

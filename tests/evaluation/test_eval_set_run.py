@@ -12,7 +12,7 @@ import pytest
 
 from evaluation import evalset
 from evaluation.motion import main
-from evaluation.rest_check import FAR_OFF, face_region, rest_difference, worst_match
+from evaluation.rest_check import FAR_OFF, face_region, rest_difference, tear_share, worst_match
 from evaluation.signals import SIGNALS, SignalTrack
 from models.pipeline import PipelineConfig, ReenactmentPipeline
 
@@ -86,3 +86,20 @@ def test_set_refuses_its_own_inputs_being_replaced(tmp_path: Path, capsys: pytes
     with pytest.raises(SystemExit):
         main(["--set", "--driver", str(evalset.clip_path("single_face.mp4")), "--out", str(tmp_path)])
     assert "leave out --driver and --target" in capsys.readouterr().err
+
+
+def test_a_seam_inside_the_face_is_a_tear_and_the_outline_is_not() -> None:
+    size = 64
+    face = np.zeros((size, size), bool)
+    face[16:48, 16:48] = True
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    identity = np.stack([xs, ys], axis=-1)
+    assert tear_share(identity, face) == 0.0
+    seam = identity.copy()
+    seam[:, 32:, 0] += 6.0  # the right half of the face samples 6 px further right: a seam down the middle
+    share = tear_share(seam, face)
+    assert share is not None and 0.03 < share < 0.1, share
+    outline = identity.copy()
+    outline[:, 48:, 0] += 20.0  # the jump lies where the face ends: the background beside it moved, no tear
+    assert tear_share(outline, face) == 0.0
+    assert tear_share(identity + 1000.0, face) is None  # nothing samples the face

@@ -269,6 +269,7 @@ def test_the_generators_batched_torch_path_matches_its_cpu_path(talking_face_fra
                 for driver, target in zip(drivers, targets, strict=True)]
     cpu = generator._render(requests)
     batched = generator._render_torch(requests, [generator._layout(request) for request in requests])
-    for (cpu_image, cpu_area), (torch_image, torch_area) in zip(cpu, batched, strict=True):
+    for (cpu_image, cpu_area, cpu_map), (torch_image, torch_area, torch_map) in zip(cpu, batched, strict=True):
         assert np.abs(cpu_image.astype(np.float32) - torch_image).mean() < 1.5
         assert (torch_area > 0).all() and (cpu_area > 0).all()
+        assert np.median(np.abs(cpu_map - torch_map)) < 0.05  # the same map but along triangle edges
