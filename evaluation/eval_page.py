@@ -82,6 +82,7 @@ def page(report: dict, no_face: list[str]) -> str:
     config, machine = report["config"], report["machine"]
     tuning = [row for row in report["rows"] if not row["held_out"]]
     held = [row for row in report["rows"] if row["held_out"]]
+    goals = ", ".join(f"{name} {value}" for name, value in MIN_CORR.items())
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>MarioNETte Live: evaluation set</title>"
            f"<style>{STYLE}</style></head><body>",
            "<h1>Evaluation set: does the avatar move like the caller, and is it the photo at rest?</h1>",
@@ -94,7 +95,7 @@ def page(report: dict, no_face: list[str]) -> str:
            "Worst tear: in the pair's worst frame, the share of face pixels where two neighbours sample the "
            "photo's face more than 4 px apart. "
            "id→T / id→D: dlib distance of the avatar to the target / to the caller (lower is closer). Red: "
-           f"outside the goals (r below {MIN_CORR}, amp outside {AMP_RANGE[0]}-{AMP_RANGE[1]}, at rest over "
+           f"outside the goals (r below {goals}, amp outside {AMP_RANGE[0]}-{AMP_RANGE[1]}, at rest over "
            f"{100 * MAX_REST_SHARE:.1f} %, tears over {100 * MAX_TEAR_SHARE:.2f} %). The set and its held-out part: "
            "docs/evalset.md.</p>"]
     for title, rows in (("Tuning part", tuning), ("Held out (never tuned on)", held)):
