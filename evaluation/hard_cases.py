@@ -51,7 +51,7 @@ def _label(width: int, text: str, shade: int = 255) -> np.ndarray:
 def render_case(pipeline: ReenactmentPipeline, photo_name: str, clip_name: str
                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Column label -> (driver frame, avatar frame) for one photo driven by one clip."""
-    frames = read_clip(evalset.clip_path(clip_name), MAX_FRAMES)
+    frames = read_clip(evalset.clip_path(clip_name), MAX_FRAMES, evalset.item(clip_name).start)
     picks = strip_frames(track_signals(frames))
     target = pipeline.prepare_target([read_photo(evalset.photo_path(photo_name)).rgb])
     driver = pipeline.new_driver()

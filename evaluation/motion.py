@@ -99,15 +99,17 @@ class MotionConfig:
     embed_every: int = EMBED_EVERY
 
 
-def read_clip(path: Path, limit: int | None) -> list[np.ndarray]:
-    """RGB frames of a video file (at most `limit`); a clear error for what is not a readable video."""
+def read_clip(path: Path, limit: int | None, start: int = 0) -> list[np.ndarray]:
+    """RGB frames of a video file from frame `start` (at most `limit`); a clear error for what is not a readable
+    video."""
     try:
         with av.open(str(path)) as container:
             frames = []
-            for frame in container.decode(video=0):
+            for number, frame in enumerate(container.decode(video=0)):
                 if limit is not None and len(frames) >= limit:
                     break
-                frames.append(frame.to_ndarray(format="rgb24"))
+                if number >= start:
+                    frames.append(frame.to_ndarray(format="rgb24"))
     except (av.error.FFmpegError, IndexError) as error:
         raise ValueError(f"{path}: not a readable video ({error})") from error
     if not frames:
@@ -292,7 +294,8 @@ def run_set(config: MotionConfig) -> int:
     ensure(log=lambda line: print(line, file=sys.stderr))
     pairs = covering_pairs()
     clip_names = list(dict.fromkeys(clip for clip, _ in pairs))
-    clip_frames = [(name, read_clip(evalset_item(name).path, config.max_frames)) for name in clip_names]
+    clip_frames = [(name, read_clip(evalset_item(name).path, config.max_frames, evalset_item(name).start))
+                   for name in clip_names]
     targets = [read_photo(evalset_item(name).path, name) for name in dict.fromkeys(photo for _, photo in pairs)]
     held_out = frozenset(entry.name for entry in ITEMS if entry.held_out)
     report = evaluate(config, clip_frames, targets, set(pairs), held_out)

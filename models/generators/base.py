@@ -23,6 +23,7 @@ class GenerateRequest:
     neutral_mesh: np.ndarray | None = None  # (468, 3) the driver's calibrated neutral FaceMesh
     open_eyes: np.ndarray | None = None  # (2,) the driver's eye openness with eyes open (None: the neutral's)
     mouth_gain: float = 1.0  # the caller's mouth-range gain (models/mesh3d/caller_range.py)
+    mouth_closed: float | None = None  # the caller's closed mouth from their own range (None: not seen enough yet)
 
 
 class Generator(ABC):

@@ -100,7 +100,7 @@ class MeshGenerator(Generator):
             raise ValueError("the mesh generator needs the driver's face mesh (use --landmarks mesh)")
         template: MeshTemplate = request.cache["template"]
         driven = template.transfer.drive(request.driver_mesh, request.neutral_mesh, request.open_eyes,
-                                          request.mouth_gain)
+                                          request.mouth_gain, request.mouth_closed)
         return driven, layout(template, driven)
 
 

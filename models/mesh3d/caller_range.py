@@ -33,6 +33,7 @@ class MouthRange:
     recent: deque = field(default_factory=deque)
     widest: float = 0.0  # the widest 5-95 % spread seen so far this session
     gain: float = 1.5
+    closed: float | None = None  # the caller's closed mouth: the 5th percentile of recent openings (None: too few)
 
     def __post_init__(self) -> None:
         self.recent = deque(maxlen=self.config.history)
@@ -42,12 +43,14 @@ class MouthRange:
         self.recent.clear()
         self.widest = 0.0
         self.gain = self.config.start_gain
+        self.closed = None
 
     def update(self, openness: float) -> float:
         """Add this frame's mouth_openness; -> the gain for it."""
         self.recent.append(float(openness))
         if len(self.recent) >= self.config.min_frames:
             low, high = np.percentile(np.fromiter(self.recent, float), [5, 95])
+            self.closed = float(low)
             self.widest = max(self.widest, float(high - low))
             gain = self.config.full_range / max(self.widest, 1e-6)
             self.gain = float(np.clip(gain, self.config.min_gain, self.config.max_gain))

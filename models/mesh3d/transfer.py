@@ -107,10 +107,12 @@ class MeshTransfer:
         self.target_mouth = mouth_openness(self.target)
 
     def drive(self, current: np.ndarray, neutral: np.ndarray, open_eyes: np.ndarray | None = None,
-              mouth_gain: float = 1.0) -> DrivenMesh:
+              mouth_gain: float = 1.0, mouth_closed: float | None = None) -> DrivenMesh:
         """The target's mesh doing what `current` does relative to `neutral` (the driver's meshes). `open_eyes`:
         the driver's eye openness (`eye_openness`) when their eyes are open, per eye; default the neutral's.
-        `mouth_gain`: the caller's mouth-range gain (caller_range.MouthRange), 1 = as measured."""
+        `mouth_gain`: the caller's mouth-range gain (caller_range.MouthRange), 1 = as measured. `mouth_closed`:
+        the caller's closed mouth (`mouth_openness`) from their own range; the opening is read from it where it
+        is below the neutral's (a caller calibrated mid-word: their closing mouth then still closes the avatar's)."""
         current, neutral = np.asarray(current, np.float64), np.asarray(neutral, np.float64)
         relative = procrustes(neutral, current, self.weights)
         in_neutral_pose = relative.invert(current)
@@ -119,7 +121,8 @@ class MeshTransfer:
         delta = (in_neutral_pose - neutral) @ neutral_frame.rotation / neutral_frame.scale
         delta *= self.target_extent / _extent(neutral, neutral_frame)
         expressive = self.target + delta @ self.target_frame.rotation.T * self.target_frame.scale
-        opening = (mouth_openness(in_neutral_pose) - mouth_openness(neutral)) * mouth_gain
+        closed = mouth_openness(neutral) if mouth_closed is None else min(mouth_openness(neutral), mouth_closed)
+        opening = (mouth_openness(in_neutral_pose) - closed) * mouth_gain
         self._open_mouth_like(expressive, self.target_mouth + opening)
         reference = eye_openness(neutral)
         if open_eyes is not None:  # the neutral face may have been calibrated squinting, never wider than open
@@ -145,10 +148,15 @@ class MeshTransfer:
         the mouth width is `wanted` (within 0 .. max_mouth_opening)."""
         wanted = float(np.clip(wanted, 0.0, self.config.max_mouth_opening))
         width = float(np.linalg.norm(expressive[MOUTH_CORNERS[0]] - expressive[MOUTH_CORNERS[1]]))
-        extra = (wanted - mouth_openness(expressive)) * width
-        if wanted <= 0.0:  # closed: lips meet, never cross
-            extra = max(extra, -_lip_gap(expressive))
         down = self.target_frame.rotation[:, 1]  # canonical y (down, image axes) in the target's frame
+        # Lips the expression offsets pushed past each other (a caller calibrated mid-word who then closes their
+        # mouth) have a negative gap along the head's down axis: measured so, the jaw moves them apart again.
+        # (mouth_openness's unsigned gap read them as open and left them crossed.)
+        crossed = float(np.mean([(expressive[lower] - expressive[upper]) @ down for upper, lower in MOUTH_GAP]))
+        gap = crossed if crossed < 0.0 else _lip_gap(expressive)
+        extra = wanted * width - gap
+        if wanted <= 0.0:  # closed: lips meet, never cross
+            extra = max(extra, -gap)
         expressive += np.outer(self.jaw * extra, down)
 
     def _open_eyes_like(self, expressive: np.ndarray, openness: np.ndarray) -> None:
@@ -160,6 +168,19 @@ class MeshTransfer:
             half = (self.target[up] - self.target[low]) / 2  # the target's own lid gap at rest
             expressive[up] = middle + ratio * half
             expressive[low] = middle - ratio * half
+
+
+def with_mouth_of(neutral: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+    """`neutral` with its mouth and jaw (the vertices that move with the lips) taken from `mesh`, moved onto the
+    neutral's head pose first (a similarity fitted on the rigid points, as drive() fits the pose): the pose and the
+    eyes stay the neutral's."""
+    _, weights = _canonical_image_axes()
+    mesh, neutral = np.asarray(mesh, np.float64), np.asarray(neutral, np.float64)
+    posed = procrustes(neutral, mesh, weights).invert(mesh)
+    mouth = (_jaw_weights() > 0) | np.isin(np.arange(len(neutral)), list(UPPER_LIP))
+    result = neutral.copy()
+    result[mouth] = posed[mouth]
+    return result.astype(np.float32)
 
 
 def _lip_gap(mesh: np.ndarray) -> float:
