@@ -65,11 +65,22 @@ def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
 
 
 def affine_coefficients(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """(N, 3, 2): [x, y, 1] of a point in each destination triangle -> its source coordinates."""
-    homogeneous = np.concatenate([dst, np.ones((*dst.shape[:-1], 1), dst.dtype)], axis=-1).astype(np.float64)
-    degenerate = np.abs(np.linalg.det(homogeneous)) < 1e-9
-    homogeneous[degenerate] = np.eye(3)  # never painted (too thin); keeps the batched inverse finite
-    return (np.linalg.inv(homogeneous) @ src.astype(np.float64)).astype(np.float32)
+    """(N, 3, 2): [x, y, 1] of a point in each destination triangle -> its source coordinates.
+
+    Solved in closed form (the inverse of [[x, y, 1]] per corner is its adjugate over twice the triangle's signed
+    area): the same numbers as a batched np.linalg.inv, ~4x cheaper for the ~900 triangles of a frame."""
+    d = dst.astype(np.float64)
+    (x0, y0), (x1, y1), (x2, y2) = d[:, 0].T, d[:, 1].T, d[:, 2].T
+    det = x0 * (y1 - y2) + x1 * (y2 - y0) + x2 * (y0 - y1)
+    degenerate = np.abs(det) < 1e-9  # never painted (too thin): the identity keeps the table finite
+    det = np.where(degenerate, 1.0, det)
+    # Rows: coefficients of x, of y and the constant; columns: the three corners (adjugate of the corner matrix).
+    adjugate = np.stack([np.stack([y1 - y2, y2 - y0, y0 - y1], -1),
+                         np.stack([x2 - x1, x0 - x2, x1 - x0], -1),
+                         np.stack([x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0], -1)], 1)
+    inverse = adjugate / det[:, None, None]
+    inverse[degenerate] = np.eye(3)
+    return (inverse @ src.astype(np.float64)).astype(np.float32)
 
 
 def triangle_ids_cpu(layout_: Layout, size: int, step: int = 1) -> np.ndarray:
@@ -79,9 +90,10 @@ def triangle_ids_cpu(layout_: Layout, size: int, step: int = 1) -> np.ndarray:
     step * i + (step - 1) / 2 (where cv2.resize puts it)."""
     small = -(-size // step)
     ids = np.zeros((small, small), np.int32)
-    fixed = np.round((layout_.dst - (step - 1) / 2) / step * 16).astype(np.int32)  # 4 fractional bits
-    for index in layout_.painting_order():
-        cv2.fillConvexPoly(ids, fixed[index], int(index) + 1, lineType=cv2.LINE_8, shift=4)
+    order = layout_.painting_order()
+    fixed = np.round((layout_.dst[order] - (step - 1) / 2) / step * 16).astype(np.int32)  # 4 fractional bits
+    for polygon, value in zip(fixed, (order + 1).tolist(), strict=True):  # one OpenCV call per triangle
+        cv2.fillConvexPoly(ids, polygon, value, lineType=cv2.LINE_8, shift=4)
     return ids
 
 
@@ -100,14 +112,16 @@ def map_from_ids(ids: np.ndarray, coefficients: np.ndarray, bounds: tuple[np.nda
                  step: int = 1) -> np.ndarray:
     """Source coordinates (H, W, 2) at the id image's pixels; the identity where nothing is painted."""
     xs, ys = _pixel_grid(ids.shape, step)
-    flat = np.concatenate([np.zeros((1, 6), np.float32), coefficients.reshape(-1, 6)])
-    flat[0] = (1, 0, 0, 1, 0, 0)  # id 0 = uncovered: the photo stays put
-    chosen = flat[ids]  # rows: [x->sx, x->sy, y->sx, y->sy, 1->sx, 1->sy]
-    map_x = xs * chosen[..., 0] + ys * chosen[..., 2] + chosen[..., 4]
-    map_y = xs * chosen[..., 1] + ys * chosen[..., 3] + chosen[..., 5]
-    low = np.concatenate([np.full((1, 2), -np.inf, np.float32), bounds[0]])[ids]
-    high = np.concatenate([np.full((1, 2), np.inf, np.float32), bounds[1]])[ids]
-    return np.clip(np.stack([map_x, map_y], axis=-1), low, high)
+    # One table, one gather: per id [x->sx, x->sy, y->sx, y->sy, 1->sx, 1->sy, low x, low y, high x, high y].
+    table = np.empty((len(coefficients) + 1, 10), np.float32)
+    table[0] = (1, 0, 0, 1, 0, 0, -np.inf, -np.inf, np.inf, np.inf)  # id 0 = uncovered: the photo stays put
+    table[1:, :6] = coefficients.reshape(-1, 6)
+    table[1:, 6:8], table[1:, 8:] = bounds
+    chosen = table[ids]
+    mapped = np.empty((*ids.shape, 2), np.float32)
+    mapped[..., 0] = xs * chosen[..., 0] + ys * chosen[..., 2] + chosen[..., 4]
+    mapped[..., 1] = xs * chosen[..., 1] + ys * chosen[..., 3] + chosen[..., 5]
+    return np.clip(mapped, chosen[..., 6:8], chosen[..., 8:], out=mapped)
 
 
 def area_from_ids(ids: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
