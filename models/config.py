@@ -21,6 +21,7 @@ ModelRuntime = Literal["torch", "onnx"]
 LandmarkRuntime = Literal["auto", "litert", "torch", "onnx"]
 LandmarkSource = Literal["mesh", "dlib"]
 TransformerName = Literal["v0", "pca", "regressor"]
+MouthInterior = Literal["painted", "caller"]
 LANDMARK_SOURCES: tuple[str, ...] = get_args(LandmarkSource)
 LANDMARK_RUNTIMES: tuple[str, ...] = get_args(LandmarkRuntime)
 TRANSFORMERS: tuple[str, ...] = get_args(TransformerName)
@@ -47,6 +48,9 @@ class GeneratorSettings(RunSettings):
     few_shot_texture: bool = option(False, "--generator mesh with several target photos: face triangles the first "
                                     "photo shows foreshortened take their texture from the photo that sees them "
                                     "best (off: measured no better than one photo, see docs/mesh_generator.md)")
+    mouth_interior: MouthInterior = option(
+        "painted", "--generator mesh: an open mouth's inside: painted (a shaded cavity with teeth in the target's "
+        "colours) or caller (the caller's own mouth inside, cut from their frame, in the target's lighting)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,7 @@ import numpy as np
 
 from models.facemesh.mapping import to_ibug68
 from models.generators.base import GenerateRequest, Generator
+from models.generators.mouth_interior import paste_caller_mouth
 from models.generators.paint import FaceColours, face_colours, paint_eyes, paint_mouth
 from models.mesh3d.render import Layout, layout, sample, sampling_map_cpu, soften_seams
 from models.mesh3d.template import MeshTemplate, build_template
@@ -59,7 +60,7 @@ class MeshGenerator(Generator):
         for request, (driven, frame_layout) in zip(requests, frames, strict=True):
             map_xy, area = sampling_map_cpu(frame_layout, self.output_size)
             image = soften_seams(sample(request.cache["template"].image, map_xy), map_xy)
-            _paint(image, driven, request.cache["colours"])
+            self._paint(image, driven, request)
             results.append((image, area, map_xy))
         return results
 
@@ -74,7 +75,7 @@ class MeshGenerator(Generator):
         for index, (request, (driven, _)) in enumerate(zip(requests, frames, strict=True)):
             map_xy = maps[index].cpu().numpy()
             image = soften_seams(np.ascontiguousarray(images[index]), map_xy)
-            _paint(image, driven, request.cache["colours"])
+            self._paint(image, driven, request)
             results.append((image, areas[index].cpu().numpy(), map_xy))
         return results
 
@@ -104,8 +105,14 @@ class MeshGenerator(Generator):
         return driven, layout(template, driven)
 
 
-def _paint(image: np.ndarray, driven: DrivenMesh, colours: FaceColours) -> None:
-    """In place: what moving the photo cannot show: an open mouth's inside, a closed eye's lash line."""
-    points = to_ibug68(driven.points, refined_eyes=True)
-    paint_mouth(image, points, colours)
-    paint_eyes(image, points, colours, from_closed=0.6, fully_at=0.9)  # the mesh's own lids do the rest
+    def _paint(self, image: np.ndarray, driven: DrivenMesh, request: GenerateRequest) -> None:
+        """In place: what moving the photo cannot show: an open mouth's inside, a closed eye's lash line."""
+        colours: FaceColours = request.cache["colours"]
+        points = to_ibug68(driven.points, refined_eyes=True)
+        pasted = False
+        if self.settings.mouth_interior == "caller" and request.driver_mesh is not None:
+            caller = to_ibug68(np.asarray(request.driver_mesh), refined_eyes=True)
+            pasted = paste_caller_mouth(image, points, request.driver_frame, caller, colours)
+        if not pasted:
+            paint_mouth(image, points, colours)
+        paint_eyes(image, points, colours, from_closed=0.6, fully_at=0.9)  # the mesh's own lids do the rest
