@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import av
 import cv2
@@ -53,6 +54,7 @@ from evaluation.rest_check import (
 )
 from evaluation.signals import SIGNALS, SignalTrack, face_signals, head_yaw_pitch, track_signals
 from models.assets import gallery, sample_media
+from models.config import MouthInterior
 from models.generators import GENERATOR_NAMES, Generator
 from models.landmarks import detect_photo_landmarks
 from models.pipeline import LANDMARK_SOURCES, FrameJob, PipelineConfig, ReenactmentPipeline, TargetFace
@@ -97,6 +99,7 @@ class MotionConfig:
     size: int = 256
     landmarks: str = "mesh"
     embed_every: int = EMBED_EVERY
+    mouth_interior: str = "painted"  # --generator mesh's open mouth (models.config.GeneratorSettings)
 
 
 def read_clip(path: Path, limit: int | None, start: int = 0) -> list[np.ndarray]:
@@ -234,7 +237,8 @@ def evaluate(config: MotionConfig, clips: list[tuple[str, list[np.ndarray]]], ta
     report: dict = {"machine": machine_info(), "config": {
         "generators": list(config.generators), "clips": [name for name, _ in clips],
         "targets": [photo.name for photo in targets], "max_frames": config.max_frames, "size": config.size,
-        "landmarks": config.landmarks, "embed_every": config.embed_every}, "rows": []}
+        "landmarks": config.landmarks, "embed_every": config.embed_every, "mouth_interior": config.mouth_interior},
+        "rows": []}
     lengths = {name: len(frames) for name, frames in clips}
     total = len(config.generators) * sum(lengths[clip] for clip, _ in pairs)
     started = time.perf_counter()
@@ -244,7 +248,8 @@ def evaluate(config: MotionConfig, clips: list[tuple[str, list[np.ndarray]]], ta
     with tqdm(total=total, desc="avatars", unit="frame") as bar:
         for generator in config.generators:
             pipeline = ReenactmentPipeline(PipelineConfig(generator=generator, output_size=config.size,
-                                                          landmarks=config.landmarks))
+                                                          landmarks=config.landmarks,
+                                                          mouth_interior=config.mouth_interior))
             recorder = _RequestRecorder(pipeline.generator)
             for photo in targets:
                 wanted = [clip for clip in measured if (clip.name, photo.name) in pairs]
@@ -284,6 +289,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=256, help="output size in pixels (default: %(default)s)")
     parser.add_argument("--landmarks", choices=LANDMARK_SOURCES, default="mesh",
                         help="the pipeline's driver landmarks (the measures always use dlib; default: %(default)s)")
+    parser.add_argument("--mouth-interior", choices=get_args(MouthInterior), default="painted",
+                        help="--generator mesh: an open mouth's inside (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: out/motion; with --set: "
                         "out/eval)")
     return parser
@@ -319,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_frames < 0 or args.size < 64:
         parser.error("--max-frames must be >= 0 and --size >= 64")
     out = args.out or Path("out/eval" if args.evalset else "out/motion")
-    config = MotionConfig(generators, out, args.max_frames or None, args.size, args.landmarks)
+    config = MotionConfig(generators, out, args.max_frames or None, args.size, args.landmarks,
+                          mouth_interior=args.mouth_interior)
     if args.evalset:
         if args.driver or args.target:
             parser.error("--set runs the evaluation set's own clips and photos: leave out --driver and --target")

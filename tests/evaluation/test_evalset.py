@@ -64,3 +64,13 @@ def test_every_clip_decodes_and_the_made_ones_have_their_length(paths: list) -> 
         assert len(frames) == 10 and frames[0].ndim == 3, item.name
     made = [item for item in evalset.clips() if item.package is None]
     assert made and all(len(read_clip(item.path, None)) == 200 for item in made)
+
+
+def test_the_pairs_cover_every_photo_with_a_face_and_drive_with_every_clip() -> None:
+    pairs = evalset.covering_pairs()
+    photos = [photo for _, photo in pairs]
+    with_face = {item.name for item in evalset.photos() if "no face found" not in item.covers}
+    assert sorted(photos) == sorted(with_face)  # each photo with a face exactly once
+    clips = [clip for clip, _ in pairs]
+    assert {item.name for item in evalset.clips()} == set(clips)
+    assert min(clips.count(name) for name in set(clips)) >= 2
