@@ -252,13 +252,8 @@ def item(name: str) -> Item:
     raise KeyError(f"{name!r} is not in the evaluation set; known: {', '.join(i.name for i in ITEMS)}")
 
 
-def photo_path(name: str) -> Path:
-    """A photo of the set, fetched first if missing."""
-    return ensure([item(name)])[0]
-
-
-def clip_path(name: str) -> Path:
-    """A clip of the set, fetched (or made) first if missing."""
+def fetched_path(name: str) -> Path:
+    """A photo or clip of the set, fetched (or made) first if missing."""
     return ensure([item(name)])[0]
 
 
@@ -288,7 +283,7 @@ SMALL_UPLOAD_SCALE = 0.3  # smiling_man.jpg's 215 px face becomes ~65 px: a smal
 def _make_small_upload(entry: Item) -> None:
     import cv2
 
-    source = cv2.imread(str(photo_path("smiling_man.jpg")))
+    source = cv2.imread(str(fetched_path("smiling_man.jpg")))
     small = cv2.resize(source, None, fx=SMALL_UPLOAD_SCALE, fy=SMALL_UPLOAD_SCALE, interpolation=cv2.INTER_AREA)
     entry.path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(entry.path), small, [cv2.IMWRITE_JPEG_QUALITY, 90])

@@ -51,18 +51,19 @@ def _label(width: int, text: str, shade: int = 255) -> np.ndarray:
 def render_case(pipeline: ReenactmentPipeline, photo_name: str, clip_name: str
                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Column label -> (driver frame, avatar frame) for one photo driven by one clip."""
-    frames = read_clip(evalset.clip_path(clip_name), MAX_FRAMES, evalset.item(clip_name).start)
+    frames = read_clip(evalset.fetched_path(clip_name), MAX_FRAMES, evalset.item(clip_name).start)
     picks = strip_frames(track_signals(frames))
-    target = pipeline.prepare_target([read_photo(evalset.photo_path(photo_name)).rgb])
+    target = pipeline.prepare_target([read_photo(evalset.fetched_path(photo_name)).rgb])
     driver = pipeline.new_driver()
     wanted = {"at rest": None, **{name: picks.get(name) for name in COLUMNS[1:]}}
-    avatars: dict[int, np.ndarray] = {}
+    avatars: dict[int, np.ndarray] = {}  # only the frames the row shows
     for index, frame in enumerate(frames):
         uncalibrated = driver.neutral is None
         image = pipeline.process([FrameJob(driver, target, frame, index / 30)])[0].image
         if uncalibrated and driver.neutral is not None and wanted["at rest"] is None:
             wanted["at rest"] = index
-        avatars[index] = image
+        if index in wanted.values():
+            avatars[index] = image
     return {name: (frames[index], avatars[index]) for name, index in wanted.items() if index is not None}
 
 

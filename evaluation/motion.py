@@ -49,7 +49,6 @@ from evaluation.rest_check import (
     rest_overlay,
     tear_face,
     tear_mask,
-    tear_share,
     worst_match,
 )
 from evaluation.signals import SIGNALS, SignalTrack, face_signals, head_yaw_pitch, track_signals
@@ -178,8 +177,8 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
             calibration = index  # the driver's neutral face: the avatar should be the photo here
         avatars.append(result.image)
         if recorder.requests:  # a held frame (no face) was not rendered: no map to judge
-            ratio_maps += pipeline.generator.area_ratio_maps(recorder.requests)
-            map_xy = pipeline.generator.sampling_maps(recorder.requests)[0]
+            area, map_xy = pipeline.generator.evaluation_maps(recorder.requests)[0]
+            ratio_maps.append(area)
             if map_xy is not None:
                 maps[index] = map_xy
         bar.update()
@@ -193,12 +192,15 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
         picks["at rest (far-off red)"] = calibration
         rest = round(rest_difference(avatars[calibration], target.images[0], target.landmarks[0]), 5)
     source_face = tear_face(target.landmarks[0], target.images[0].shape[:2])
-    tears = {}  # frame -> share of the face's pixels where the sampling map tears
+    tears: dict[int, float] = {}  # frame -> share of the face's pixels where the sampling map tears (tear_share)
+    torn, worst_tear_mask = None, None  # the frame that tears most, and its torn pixels for the strip
     for index, map_xy in maps.items():
-        share = tear_share(map_xy, source_face, mouth_opening_mask(track.landmarks[index], map_xy.shape[:2]))
-        if share is not None:
-            tears[index] = share
-    torn = max(tears, key=tears.__getitem__) if tears else None
+        mask, judged = tear_mask(map_xy, source_face, mouth_opening_mask(track.landmarks[index], map_xy.shape[:2]))
+        if not judged.any():
+            continue
+        tears[index] = float(mask[judged].mean())
+        if torn is None or tears[index] > tears[torn]:
+            torn, worst_tear_mask = index, mask
     if torn is not None and tears[torn] > 0:
         picks["worst tear (red)"] = torn
     worst = worst_match(clip.signals, track)
@@ -221,9 +223,8 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
     }
     shown = {i: avatars[i] for i in picks.values()}
     if torn is not None and "worst tear (red)" in picks:
-        mask, _ = tear_mask(maps[torn], source_face, mouth_opening_mask(track.landmarks[torn], maps[torn].shape[:2]))
         shown[torn] = avatars[torn].copy()
-        shown[torn][mask] = (255, 0, 0)
+        shown[torn][worst_tear_mask] = (255, 0, 0)
     if calibration is not None:
         shown[calibration] = rest_overlay(avatars[calibration], target.images[0], target.landmarks[0])
     return row, picks, shown

@@ -21,32 +21,40 @@ REGION_DILATION = 0.12  # of the face width (jaw to jaw)
 WORST_SIGNALS = ("yaw", "pitch", "mouth", "eyes")
 
 
+def _disc(landmarks: np.ndarray, share: float) -> np.ndarray:
+    """A round structuring element whose radius is `share` of the jaw-to-jaw width."""
+    radius = max(1, round(share * float(np.ptp(landmarks[:17, 0]))))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
 def face_region(landmarks: np.ndarray, shape: tuple[int, int], dilation: float = REGION_DILATION) -> np.ndarray:
     """(H, W) bool: the 68 points' convex hull, dilated by `dilation` of the jaw-to-jaw width."""
     mask = np.zeros(shape, np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(landmarks).astype(np.int32)), 1)
     if dilation <= 0:
         return mask.astype(bool)
-    radius = max(1, round(dilation * float(np.ptp(landmarks[:17, 0]))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask, kernel).astype(bool)
+    return cv2.dilate(mask, _disc(landmarks, dilation)).astype(bool)
+
+
+def _far_off(avatar: np.ndarray, photo: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(far, region): pixels more than FAR_OFF off the photo in any channel, and the face region."""
+    if avatar.shape != photo.shape:
+        raise ValueError(f"avatar {avatar.shape} and photo {photo.shape} differ in size")
+    far = np.abs(avatar.astype(np.int16) - photo.astype(np.int16)).max(axis=2) > FAR_OFF
+    return far, face_region(landmarks, photo.shape[:2])
 
 
 def rest_difference(avatar: np.ndarray, photo: np.ndarray, landmarks: np.ndarray) -> float:
     """Share of the face region's pixels more than FAR_OFF off the aligned photo (0 = the photo itself)."""
-    if avatar.shape != photo.shape:
-        raise ValueError(f"avatar {avatar.shape} and photo {photo.shape} differ in size")
-    region = face_region(landmarks, photo.shape[:2])
-    far = np.abs(avatar.astype(np.int16) - photo.astype(np.int16)).max(axis=2) > FAR_OFF
+    far, region = _far_off(avatar, photo, landmarks)
     return float(far[region].mean())
 
 
 def rest_overlay(avatar: np.ndarray, photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The avatar with its far-off pixels in the face region painted red: where a person should look."""
-    region = face_region(landmarks, photo.shape[:2])
-    far = (np.abs(avatar.astype(np.int16) - photo.astype(np.int16)).max(axis=2) > FAR_OFF) & region
+    far, region = _far_off(avatar, photo, landmarks)
     marked = avatar.copy()
-    marked[far] = (255, 0, 0)
+    marked[far & region] = (255, 0, 0)
     return marked
 
 
@@ -54,9 +62,7 @@ def tear_face(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(H, W) bool in photo pixels: the face whose texture must not tear, the 68 points' hull less an outline band
     of TEAR_OUTLINE of the face width (where the face meets hair or background a jump is the silhouette)."""
     hull = face_region(landmarks, shape, dilation=0.0).astype(np.uint8)
-    radius = max(1, round(TEAR_OUTLINE * float(np.ptp(landmarks[:17, 0]))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.erode(hull, kernel).astype(bool)
+    return cv2.erode(hull, _disc(landmarks, TEAR_OUTLINE)).astype(bool)
 
 
 def mouth_opening_mask(avatar_landmarks: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:

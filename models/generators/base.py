@@ -48,7 +48,9 @@ class Generator(ABC):
         generator whose output is not a geometric resampling of the target (passthrough, neural)."""
         return [None] * len(requests)
 
-    def sampling_maps(self, requests: list[GenerateRequest]) -> list[np.ndarray | None]:
-        """For evaluation: per output pixel, the photo point it samples, (output_size, output_size, 2) float32
-        x, y in target-crop pixels. None for a generator that does not resample the target photo."""
-        return [None] * len(requests)
+    def evaluation_maps(self, requests: list[GenerateRequest]
+                        ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        """For evaluation, per request in one pass: the area ratios (as area_ratio_maps) and the sampling map, per
+        output pixel the photo point it samples, (output_size, output_size, 2) float32 x, y in target-crop pixels
+        (None for a generator that does not resample the target photo)."""
+        return [(area, None) for area in self.area_ratio_maps(requests)]

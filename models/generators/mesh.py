@@ -48,8 +48,9 @@ class MeshGenerator(Generator):
     def area_ratio_maps(self, requests: list[GenerateRequest]) -> list[np.ndarray | None]:
         return [area for _, area, _ in self._render(requests)]
 
-    def sampling_maps(self, requests: list[GenerateRequest]) -> list[np.ndarray | None]:
-        return [map_xy for _, _, map_xy in self._render(requests)]
+    def evaluation_maps(self, requests: list[GenerateRequest]
+                        ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        return [(area, map_xy) for _, area, map_xy in self._render(requests)]
 
     def _render(self, requests: list[GenerateRequest]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per request: the image, the map's area ratios and the map itself."""

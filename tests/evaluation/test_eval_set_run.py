@@ -22,7 +22,7 @@ SET_FRAMES = 6  # enough for a calibration frame and a worst match in every pair
 @pytest.fixture(scope="module")
 def target() -> tuple[np.ndarray, np.ndarray]:
     pipeline = ReenactmentPipeline(PipelineConfig(generator="still", output_size=256))
-    rgb = cv2.cvtColor(cv2.imread(str(evalset.photo_path("smiling_man.jpg"))), cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(cv2.imread(str(evalset.fetched_path("smiling_man.jpg"))), cv2.COLOR_BGR2RGB)
     prepared = pipeline.prepare_target([rgb])
     return prepared.images[0], prepared.landmarks[0]
 
@@ -84,7 +84,7 @@ def test_the_page_has_every_pair_with_held_out_rows_apart(set_run: tuple[Path, s
 
 def test_set_refuses_its_own_inputs_being_replaced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["--set", "--driver", str(evalset.clip_path("single_face.mp4")), "--out", str(tmp_path)])
+        main(["--set", "--driver", str(evalset.fetched_path("single_face.mp4")), "--out", str(tmp_path)])
     assert "leave out --driver and --target" in capsys.readouterr().err
 
 

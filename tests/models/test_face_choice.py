@@ -85,7 +85,7 @@ def test_a_weak_detection_needs_a_second_detector(pipeline: ReenactmentPipeline)
 
 
 def evalset_photo(name: str) -> np.ndarray:
-    return read_rgb(evalset.photo_path(name))  # fetched at set-up; fetched here if missing, never skipped
+    return read_rgb(evalset.fetched_path(name))  # fetched at set-up; fetched here if missing, never skipped
 
 
 def test_the_speaker_at_the_podium_is_chosen_over_the_seated_man() -> None:

@@ -18,7 +18,7 @@ OPEN_FRAME = 57  # single_face.mp4: the caller's widest open mouth (dlib), teeth
 
 def _render(mouth_interior: str, frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     pipeline = ReenactmentPipeline(PipelineConfig(generator="mesh", output_size=256, mouth_interior=mouth_interior))
-    photo = cv2.cvtColor(cv2.imread(str(evalset.photo_path("smiling_man.jpg"))), cv2.COLOR_BGR2RGB)
+    photo = cv2.cvtColor(cv2.imread(str(evalset.fetched_path("smiling_man.jpg"))), cv2.COLOR_BGR2RGB)
     target = pipeline.prepare_target([photo])
     driver = pipeline.new_driver()
     for index, frame in enumerate(frames):
@@ -27,7 +27,7 @@ def _render(mouth_interior: str, frames: list[np.ndarray]) -> tuple[np.ndarray, 
 
 
 def test_the_callers_mouth_fills_the_open_mouth_and_nothing_else() -> None:
-    frames = read_clip(evalset.clip_path("single_face.mp4"), OPEN_FRAME + 1)
+    frames = read_clip(evalset.fetched_path("single_face.mp4"), OPEN_FRAME + 1)
     painted, rest_points = _render("painted", frames)
     caller, _ = _render("caller", frames)
     assert PipelineConfig().mouth_interior == "painted"
@@ -41,7 +41,7 @@ def test_the_callers_mouth_fills_the_open_mouth_and_nothing_else() -> None:
 
 
 def test_a_closed_caller_mouth_gives_no_picture() -> None:
-    frame = read_clip(evalset.clip_path("single_face.mp4"), 1)[0]
+    frame = read_clip(evalset.fetched_path("single_face.mp4"), 1)[0]
     caller = detect_landmarks(frame)
     assert caller is not None
     closed = caller.copy()

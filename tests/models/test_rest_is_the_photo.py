@@ -23,7 +23,7 @@ def pipeline() -> ReenactmentPipeline:
 
 @pytest.fixture(scope="module")
 def still_driver() -> np.ndarray:
-    return read_clip(evalset.clip_path("single_face.mp4"), 1)[0]  # a caller at a neutral face, eyes open
+    return read_clip(evalset.fetched_path("single_face.mp4"), 1)[0]  # a caller at a neutral face, eyes open
 
 
 PHOTOS = [item.name for item in evalset.photos() if "no face found" not in item.covers]
@@ -38,7 +38,7 @@ def test_the_set_covers_the_hard_cases() -> None:
 
 @pytest.mark.parametrize("name", PHOTOS)
 def test_a_still_caller_sees_the_photo(name: str, pipeline: ReenactmentPipeline, still_driver: np.ndarray) -> None:
-    rgb = cv2.cvtColor(cv2.imread(str(evalset.photo_path(name))), cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(cv2.imread(str(evalset.fetched_path(name))), cv2.COLOR_BGR2RGB)
     target = pipeline.prepare_target([rgb])
     driver = pipeline.new_driver()
     for index in range(STILL_FRAMES):
