@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 import torch
 
-from models.mesh3d.template import MeshTemplate, ring_limits, signed_areas
+from models.mesh3d.template import MeshTemplate, lattice_limits, signed_areas
 from models.mesh3d.transfer import DrivenMesh
 
-RING_SHARES = (1.0, 0.6, 0.3, 0.0)  # ring motion tried until the outer layer has no flipped triangle
+HEAD_SHARES = (1.0, 0.6, 0.3, 0.0)  # head motion the outer layer follows, tried until none of it flips
 MAP_STEP = 2  # single-photo maps are built at half resolution (see sampling_map_cpu)
 MIN_AREA = 1e-3  # px^2 (twice the area): thinner triangles are not painted
 OUTER_DEPTH = 1e9  # outer-layer triangles lie behind every face triangle
@@ -43,12 +43,18 @@ class Layout:
 
 def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
     points = driven.points
-    ring_motion = (driven.motion.apply(template.ring) - template.ring)[:, :2] * template.ring_weights[:, None]
+    rest_outline = template.mesh[template.oval]
+    outline_motion = (points[template.oval] - rest_outline)[:, :2]
+    rigid_outline = (driven.motion.apply(rest_outline) - rest_outline)[:, :2]
+    rigid_lattice = (driven.motion.apply(template.lattice) - template.lattice)[:, :2] * template.head_share[:, None]
     outer_src = template.outer_source
-    for share in RING_SHARES:
-        # The ring stays off the border (crossing it folds), so the outer triangles still tile the frame.
-        ring_xy = np.clip(template.ring[:, :2] + share * ring_motion, *ring_limits(template.size))
-        outer_dst = template.outer_points(points[template.oval, :2], ring_xy)[template.outer_triangles]
+    for share in HEAD_SHARES:
+        # The head's rigid motion (fading out towards the border) plus the smooth continuation of what the
+        # outline does beyond it; lattice points stay off the fixed border (crossing it folds).
+        motion = share * rigid_lattice + template.outline_to_lattice @ (outline_motion - share * rigid_outline)
+        rest = template.lattice[:, :2]
+        lattice_xy = np.where(template.on_border[:, None], rest, np.clip(rest + motion, *lattice_limits(template.size)))
+        outer_dst = template.outer_points(points[template.oval, :2], lattice_xy)[template.outer_triangles]
         flipped = signed_areas(outer_dst) * template.outer_rest_sign <= 0
         if not flipped.any():
             break

@@ -1,4 +1,4 @@
-"""What the mesh generator prepares once per target photo: its triangles, where each samples, the head ring.
+"""What the mesh generator prepares once per target photo: its triangles, where each samples, the outer layer.
 
 Two layers of triangles cover the output, both piecewise-affine maps into the target photo:
 - the face: the canonical FaceMesh triangulation on the target's own 468 vertices. Every triangle samples
@@ -6,9 +6,13 @@ Two layers of triangles cover the output, both piecewise-affine maps into the ta
   photo). A triangle the photo shows strongly foreshortened (the far cheek of a turned head) stretches its
   own texture when the head turns towards it: borrowing its mirror triangle instead pasted the other cheek's
   lighting in, a seam visible even at rest on 12 of the evaluation set's 19 photos;
-- around it: the face oval, a ring around the head (hair, ears) and fixed points on the image border
-  (shoulders, background), triangulated once. The ring follows the head's 3-D motion (all of it at the
-  top, less towards the neck), the border stays.
+- around it (hair, ears, neck, shoulders, background): the face oval, a lattice of points over the rest of
+  the crop and fixed points on its border, triangulated once. The lattice moves as one smooth field, so hair
+  bends with the head instead of shearing along a line: each point follows the head's rigid 3-D motion by
+  its `head_share` (1 at the face outline, 0 at the crop's border: harmonic, the smoothest such share),
+  plus the harmonic continuation of what the outline does beyond that motion (a jaw opening). An earlier
+  ring of 20 points, most pinned where the crop cut them off, sheared the hair between a moving point and
+  its pinned neighbour into a visible cut on big turns.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from scipy.spatial import Delaunay
 from models.facemesh.canonical import canonical_face
 from models.mesh3d.transfer import IMAGE_AXES, MeshTransfer, TransferConfig
 
-RING_POINTS = 20
-RING_MARGIN = 0.05  # of the crop size: the ring keeps this far from the fixed border
-BORDER_TICKS = 6
+OUTER_GRID = 12  # lattice cells per side of the crop for the outer layer
+OUTER_CLEARANCE = 0.4  # of a lattice cell: a lattice point this close to the face outline is dropped (a sliver)
+OUTER_MARGIN = 0.025  # of the crop size: a moving lattice point stays this far inside the fixed border
 FEW_SHOT_GAIN = 0.25  # few-shot: another photo must see a triangle this much more frontally (cosine) to lend it
 MIN_FACING = 0.05  # a source triangle seen more edge-on than this has no usable texture
 FEW_SHOT_BELOW = 0.6  # few-shot: a triangle the first photo sees less frontally than this may use another photo
@@ -46,19 +50,20 @@ class MeshTemplate:
     photo: np.ndarray  # (F,) which photo each face triangle's texture comes from (few-shot)
     usable: np.ndarray  # (F,) bool: the photo shows this triangle; if not, a flat colour
     oval: np.ndarray  # (V,) mesh vertex ids on the face outline
-    ring: np.ndarray  # (R, 3) ring points in crop pixels, at the depth of the face outline
-    ring_weights: np.ndarray  # (R,) share of the head motion each ring point follows
-    border: np.ndarray  # (B, 2) fixed image-border points
-    outer_triangles: np.ndarray  # (O, 3) indices into [oval, ring, border]
+    lattice: np.ndarray  # (P, 3) the outer layer's other points in crop pixels (at the outline's mean depth)
+    on_border: np.ndarray  # (P,) bool: fixed on the crop's border
+    head_share: np.ndarray  # (P,) share of the head's rigid motion each follows: 1 at the outline, 0 on the border
+    outline_to_lattice: np.ndarray  # (P, V) harmonic continuation of the outline's own motion (0 rows: border)
+    outer_triangles: np.ndarray  # (O, 3) indices into [oval, lattice]
     outer_rest_sign: np.ndarray  # (O,) orientation of each outer triangle at rest
 
     @property
     def outer_source(self) -> np.ndarray:
         """(O, 3, 2) photo coordinates of the outer triangles' corners."""
-        return self.outer_points(self.mesh[self.oval, :2], self.ring[:, :2])[self.outer_triangles]
+        return self.outer_points(self.mesh[self.oval, :2], self.lattice[:, :2])[self.outer_triangles]
 
-    def outer_points(self, oval_xy: np.ndarray, ring_xy: np.ndarray) -> np.ndarray:
-        return np.concatenate([oval_xy, ring_xy, self.border]).astype(np.float32)
+    def outer_points(self, oval_xy: np.ndarray, lattice_xy: np.ndarray) -> np.ndarray:
+        return np.concatenate([oval_xy, lattice_xy]).astype(np.float32)
 
 
 def signed_areas(corners: np.ndarray) -> np.ndarray:
@@ -92,43 +97,34 @@ def triangle_facing(mesh: np.ndarray, triangles: np.ndarray, front_sign: np.ndar
     return signed_areas(corners[..., :2]) * front_sign / np.maximum(np.linalg.norm(normal, axis=1), 1e-6)
 
 
-def _ring(mesh: np.ndarray, oval: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Points on an ellipse around the head in the face's own frame, kept inside the crop."""
-    outline = mesh[oval, :2]
-    centre = outline.mean(axis=0)
-    up = mesh[10, :2] - mesh[152, :2]  # chin -> top of the forehead
-    height = np.linalg.norm(up)
-    up_unit = up / max(height, 1e-6)
-    right = np.array([-up_unit[1], up_unit[0]])
-    if right @ (mesh[454, :2] - mesh[234, :2]) < 0:
-        right = -right
-    angles = np.linspace(0, 2 * np.pi, RING_POINTS, endpoint=False)
-    ring = centre + np.outer(np.cos(angles), right * 0.95 * height) + np.outer(np.sin(angles), up_unit * 0.95 * height)
-    margin = RING_MARGIN * size
-    inside = np.clip(ring, margin, size - 1 - margin)
-    # A point the crop cut off sits on hair or shoulders that run out of the photo: it stays put, since moving
-    # it along the border would shear the hair at the photo's edge into a streak.
-    pinned = np.any(np.abs(inside - ring) > 1e-3, axis=1)
-    ring = inside
-    keep: list[int] = []  # drop points that clipping stacked together (they would make slivers)
-    for index, point in enumerate(ring):
-        if all(np.linalg.norm(point - ring[k]) > 0.06 * size for k in keep):
-            keep.append(index)
-    weights = np.where(pinned[keep], 0.0, 0.6 + 0.4 * np.sin(angles[keep]))  # sin > 0: the upper half
-    depth = np.full((len(keep), 1), float(mesh[oval, 2].mean()))
-    return np.hstack([ring[keep], depth]).astype(np.float32), weights.astype(np.float32)
+def lattice_limits(size: int) -> tuple[float, float]:
+    """How far a moving lattice point may go: it must not reach the fixed border (that would fold)."""
+    return OUTER_MARGIN * size, (1 - OUTER_MARGIN) * size - 1
 
 
-def ring_limits(size: int) -> tuple[float, float]:
-    """How far a moving ring point may go: it must not reach the fixed border (that would fold)."""
-    return RING_MARGIN / 2 * size, (1 - RING_MARGIN / 2) * size - 1
+def _lattice(outline: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The outer layer's points outside the face outline: (points (P, 2), on the border (P,) bool)."""
+    ticks = np.linspace(0, size - 1, OUTER_GRID + 1)
+    xs, ys = np.meshgrid(ticks, ticks)
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    on_border = (np.isin(points, ticks[[0, -1]])).any(axis=1)
+    contour = outline.astype(np.float32).reshape(-1, 1, 2)
+    # Signed distance to the outline: positive inside. Lattice points inside or hugging it are dropped.
+    distance = np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), True) for x, y in points])
+    keep = on_border | (distance < -OUTER_CLEARANCE * (ticks[1] - ticks[0]))
+    return points[keep].astype(np.float32), on_border[keep]
 
 
-def _border(size: int) -> np.ndarray:
-    ticks = np.linspace(0, size - 1, BORDER_TICKS)
-    edges = [(t, 0) for t in ticks] + [(t, size - 1) for t in ticks]
-    edges += [(0, t) for t in ticks[1:-1]] + [(size - 1, t) for t in ticks[1:-1]]
-    return np.array(edges, np.float32)
+def _harmonic(triangles: np.ndarray, count: int, known: np.ndarray) -> np.ndarray:
+    """(unknown, known) weights: each unknown vertex as the average of its neighbours in the triangulation
+    (the graph Laplacian), solved for the values at the `known` vertices. Smoothest continuation: no kinks."""
+    adjacency = np.zeros((count, count))
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        adjacency[triangles[:, a], triangles[:, b]] = 1
+        adjacency[triangles[:, b], triangles[:, a]] = 1
+    unknown = np.setdiff1d(np.arange(count), known)
+    laplacian = np.diag(adjacency.sum(axis=1)) - adjacency
+    return np.linalg.solve(laplacian[np.ix_(unknown, unknown)], adjacency[np.ix_(unknown, known)])
 
 
 def _inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -187,12 +183,18 @@ def build_template(images: list[np.ndarray], meshes: list[np.ndarray], config: T
     size = images[0].shape[0]
     face_source, photo, usable = _face_texture(meshes, triangles, front_sign, canonical_corners, size)
     oval = _boundary_loop(triangles)
-    ring, ring_weights = _ring(mesh, oval, size)
-    border = _border(size)
-    points = np.concatenate([mesh[oval, :2], ring[:, :2], border])
+    lattice, on_border = _lattice(mesh[oval, :2], size)
+    points = np.concatenate([mesh[oval, :2], lattice])
     outer = Delaunay(points).simplices.astype(np.int32)
     centroids = points[outer].mean(axis=1)
     outer = outer[~_inside(centroids, mesh[oval, :2])]  # the face layer covers the inside of the oval
     rest_sign = np.sign(signed_areas(points[outer])).astype(np.float32)
+    fixed = np.concatenate([np.arange(len(oval)), len(oval) + np.flatnonzero(on_border)])
+    continuation = _harmonic(outer, len(points), fixed)  # (moving lattice points, outline + border)
+    outline_to_lattice = np.zeros((len(lattice), len(oval)))
+    outline_to_lattice[~on_border] = continuation[:, :len(oval)]
+    head_share = outline_to_lattice.sum(axis=1)  # harmonic with 1 on the outline and 0 on the border
+    depth = np.full((len(lattice), 1), float(mesh[oval, 2].mean()))
     return MeshTemplate(_atlas(images, meshes), size, mesh, MeshTransfer(mesh, config), triangles, front_sign,
-                        face_source, photo, usable, oval, ring, ring_weights, border, outer, rest_sign)
+                        face_source, photo, usable, oval, np.hstack([lattice, depth]).astype(np.float32), on_border,
+                        head_share.astype(np.float32), outline_to_lattice.astype(np.float32), outer, rest_sign)
