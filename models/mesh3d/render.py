@@ -22,6 +22,13 @@ from models.mesh3d.transfer import DrivenMesh
 
 HEAD_SHARES = (1.0, 0.6, 0.3, 0.0)  # head motion the outer layer follows, tried until none of it flips
 MAP_STEP = 2  # single-photo maps are built at half resolution (see sampling_map_cpu)
+MEND_SLOPE = 2.0  # px of photo per px of output: a steeper step in the map is an occlusion edge, mended to this
+MEND_WIDTHS = (3, 5, 9)  # map pixels: ever wider ramps, until no step is steeper than MEND_SLOPE
+# Openings whose edge is a real line, not an occlusion (a closed lid, parted lips): never mended. Mesh vertex
+# rings of each eye's lid margin and of the inner lips.
+OPENINGS = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
+            (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249),
+            (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95))
 MIN_AREA = 1e-3  # px^2 (twice the area): thinner triangles are not painted
 OUTER_DEPTH = 1e9  # outer-layer triangles lie behind every face triangle
 
@@ -34,6 +41,7 @@ class Layout:
     src: np.ndarray  # (N, 3, 2) photo pixels
     depth: np.ndarray  # (N,) painting key: smaller is nearer; inf = not painted
     map_step: int  # the map is built at 1/map_step resolution (see sampling_map_cpu)
+    openings: tuple[np.ndarray, ...] = ()  # (K, 2) output-pixel outlines of the eyes and the mouth (OPENINGS)
 
     def painting_order(self) -> np.ndarray:
         """Painted triangles, far to near."""
@@ -67,7 +75,8 @@ def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
                   np.concatenate([outer_depth, face_depth]),
                   # Few-shot maps jump between photos of the atlas at texture seams: resizing a coarse map
                   # would sample between photos there, so they are built at full resolution.
-                  1 if template.image.shape[1] > template.size else MAP_STEP)
+                  1 if template.image.shape[1] > template.size else MAP_STEP,
+                  tuple(points[list(ring), :2].astype(np.float32) for ring in OPENINGS))
 
 
 def affine_coefficients(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
@@ -145,12 +154,71 @@ def sampling_map_cpu(layout_: Layout, size: int) -> tuple[np.ndarray, np.ndarray
     step = layout_.map_step
     ids = triangle_ids_cpu(layout_, size, step)
     coefficients = affine_coefficients(layout_.dst, layout_.src)
-    small = map_from_ids(ids, coefficients, source_bounds(layout_.src), step)
+    small = mend_occlusions(map_from_ids(ids, coefficients, source_bounds(layout_.src), step), step, size,
+                            openings_mask(layout_, ids.shape))
     full = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR) if step > 1 else small
     area = area_from_ids(ids, coefficients)
     if step > 1:
         area = cv2.resize(area, (size, size), interpolation=cv2.INTER_NEAREST)
     return full, area
+
+
+def openings_mask(layout_: Layout, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool at the map's resolution: inside an eye's or the mouth's opening, one map pixel wider."""
+    step = layout_.map_step
+    mask = np.zeros(shape, np.uint8)
+    outlines = [np.round((outline - (step - 1) / 2) / step * 16).astype(np.int32) for outline in layout_.openings]
+    cv2.fillPoly(mask, outlines, 1, lineType=cv2.LINE_8, shift=4)
+    return cv2.dilate(mask, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _steps(map_xy: np.ndarray, slot: np.ndarray, limit: float) -> np.ndarray:
+    """(H, W) bool: pixels where the map jumps to a 4-neighbour by more than `limit` photo pixels, within one atlas
+    photo."""
+    steep = np.zeros(map_xy.shape[:2], bool)
+    for axis in (0, 1):
+        step = np.diff(map_xy, axis=axis)
+        same = np.diff(slot, axis=axis) == 0  # a jump between atlas photos is a texture seam, not an occlusion
+        pair = (step[..., 0] ** 2 + step[..., 1] ** 2 > limit ** 2) & same
+        if axis == 0:
+            steep[1:] |= pair
+            steep[:-1] |= pair
+        else:
+            steep[:, 1:] |= pair
+            steep[:, :-1] |= pair
+    return steep
+
+
+def mend_occlusions(map_xy: np.ndarray, step: int, slot_width: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """In place: where a nearer part hides a farther one (the nose over a turned cheek), the map jumps: the two
+    sides sample photo points far apart and a seam shows. Each such step becomes a ramp no steeper than
+    MEND_SLOPE by averaging the map across it (ever wider boxes until none is left), so the hidden strip is
+    shown compressed rather than cut away. At rest the map has no step and stays the photo's own coordinates.
+    Atlas photos (few-shot) are never mixed: a box that would sample two of them is not used. Pixels in `keep`
+    (the eyes' and the mouth's openings: a closed lid or parted lips are a line, not a tear) stay as they are."""
+    limit = MEND_SLOPE * step  # the map is at 1/step resolution
+    slot = np.floor(map_xy[..., 0] / slot_width).astype(np.float32)
+    grid = None
+    for width in MEND_WIDTHS:
+        steep = _steps(map_xy, slot, limit)
+        if keep is not None:
+            steep &= ~keep
+        if not steep.any():
+            break
+        # Twice the box's reach: the band's edge then lies where the map is still smooth (earlier, narrower ramps
+        # included), so mending a step never makes a new one where the band ends.
+        reach = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+        band = cv2.dilate(steep.astype(np.uint8), reach).astype(bool)
+        band &= np.abs(cv2.blur(slot, (width, width)) - slot) < 1e-3  # the box stays within one photo
+        if keep is not None:  # a box that reaches into an opening would spread a lid or a lip across its line
+            band &= ~cv2.dilate(keep.astype(np.uint8), np.ones((width, width), np.uint8)).astype(bool)
+        if grid is None:
+            grid = np.stack(_pixel_grid(map_xy.shape[:2], step), axis=-1)
+        # The displacement is averaged, not the coordinates: it is flat at the frame's edge, so a box there
+        # (edge pixels repeated) changes nothing that was smooth.
+        averaged = grid + cv2.blur(map_xy - grid, (width, width), borderType=cv2.BORDER_REPLICATE)
+        np.copyto(map_xy, averaged, where=band[..., None])
+    return map_xy
 
 
 def sample(image: np.ndarray, map_xy: np.ndarray) -> np.ndarray:
@@ -200,7 +268,10 @@ def sampling_maps_torch(layouts: list[Layout], size: int, device: str = "cpu", c
     low = torch.gather(torch.cat([-infinite, low], dim=1), 1, best_id[..., None].expand(-1, -1, 2))
     high = torch.gather(torch.cat([infinite, high], dim=1), 1, best_id[..., None].expand(-1, -1, 2))
     mapped = torch.minimum(torch.maximum((homogeneous[None, :, :, None] * chosen).sum(dim=2), low), high)
-    map_small = mapped.reshape(len(layouts), small, small, 2)
+    map_small = mapped.reshape(len(layouts), small, small, 2).cpu().numpy()
+    for index, item in enumerate(layouts):  # the same mending as the CPU path (a few box filters per frame)
+        mend_occlusions(map_small[index], step, size, openings_mask(item, map_small.shape[1:3]))
+    map_small = torch.from_numpy(map_small).to(device)
     linear = coefficients[:, :, :2, :]
     determinant = linear[..., 0, 0] * linear[..., 1, 1] - linear[..., 0, 1] * linear[..., 1, 0]
     area_table = torch.cat([torch.ones(len(layouts), 1, device=device), determinant], dim=1)

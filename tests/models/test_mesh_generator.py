@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from evaluation.rest_check import TEAR_PX
 from models.assets import gallery
 from models.facemesh.canonical import canonical_face
 from models.mesh3d.pose import euler_degrees, procrustes, rotation_from_euler
@@ -273,3 +274,39 @@ def test_the_generators_batched_torch_path_matches_its_cpu_path(talking_face_fra
         assert np.abs(cpu_image.astype(np.float32) - torch_image).mean() < 1.5
         assert (torch_area > 0).all() and (cpu_area > 0).all()
         assert np.median(np.abs(cpu_map - torch_map)) < 0.05  # the same map but along triangle edges
+
+
+def _map_steps(map_xy: np.ndarray) -> np.ndarray:
+    """Per pixel pair, how far apart the two neighbours sample (both axes, the larger)."""
+    return np.maximum(np.hypot(*np.diff(map_xy, axis=0).transpose(2, 0, 1)).max(),
+                      np.hypot(*np.diff(map_xy, axis=1).transpose(2, 0, 1)).max())
+
+
+def test_an_occlusion_step_becomes_a_ramp_and_the_rest_of_the_map_stays() -> None:
+    from models.mesh3d.render import MEND_SLOPE, mend_occlusions
+
+    ys, xs = np.mgrid[0:64, 0:64].astype(np.float32)
+    smooth = np.stack([xs, ys], axis=-1) * 2 + 0.5  # a half-resolution identity map (step 2)
+    assert np.array_equal(mend_occlusions(smooth.copy(), 2, 1000), smooth)  # at rest: untouched
+    for hidden, steepest in ((15, 2 * MEND_SLOPE), (40, 2 * TEAR_PX)):  # map pixels are 2 output pixels
+        stepped = smooth.copy()
+        stepped[:, 32:, 0] += hidden  # the nose hides a strip of cheek between columns 31 and 32
+        mended = mend_occlusions(stepped.copy(), 2, 1000)
+        assert _map_steps(mended) <= steepest + 1e-3, hidden
+        changed = np.flatnonzero(np.any(mended != stepped, axis=(0, 2)))
+        assert changed.min() >= 20 and changed.max() <= 43  # only a band around the step
+        assert (np.diff(mended[..., 0], axis=1) > 0).all()  # a ramp: still in order, never folded back
+
+
+def test_openings_and_atlas_seams_keep_their_steps() -> None:
+    from models.mesh3d.render import mend_occlusions
+
+    ys, xs = np.mgrid[0:64, 0:64].astype(np.float32)
+    stepped = np.stack([xs, ys], axis=-1) * 2 + 0.5
+    stepped[32:, :, 1] += 30  # a closed lid: the upper lid ends, the lower lid begins
+    keep = np.zeros((64, 64), bool)
+    keep[28:36] = True
+    assert np.allclose(mend_occlusions(stepped.copy(), 2, 1000, keep), stepped, atol=1e-3)
+    seam = np.stack([xs, ys], axis=-1) * 2 + 0.5
+    seam[:, 32:, 0] += 256  # few-shot: the right half samples the next photo of the atlas
+    assert np.array_equal(mend_occlusions(seam.copy(), 2, 256), seam)
