@@ -44,7 +44,7 @@ from evaluation.identity import face_embedding
 from evaluation.machine_info import machine_info
 from evaluation.motion_report import strip_frames, strip_image, write_png, write_report
 from evaluation.rest_check import (
-    mouth_opening_mask,
+    openings_mask,
     rest_difference,
     rest_overlay,
     tear_face,
@@ -195,7 +195,7 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
     tears: dict[int, float] = {}  # frame -> share of the face's pixels where the sampling map tears (tear_share)
     torn, worst_tear_mask = None, None  # the frame that tears most, and its torn pixels for the strip
     for index, map_xy in maps.items():
-        mask, judged = tear_mask(map_xy, source_face, mouth_opening_mask(track.landmarks[index], map_xy.shape[:2]))
+        mask, judged = tear_mask(map_xy, source_face, openings_mask(track.landmarks[index], map_xy.shape[:2]))
         if not judged.any():
             continue
         tears[index] = float(mask[judged].mean())

@@ -65,13 +65,18 @@ def tear_face(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.erode(hull, _disc(landmarks, TEAR_OUTLINE)).astype(bool)
 
 
-def mouth_opening_mask(avatar_landmarks: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
-    """(H, W) bool in output pixels: inside the avatar's inner lips (dlib's 60-67), 2 px wider. The mouth's
-    inside is painted, not sampled, so its edge is a lip line, not a tear. None without landmarks."""
+OPENINGS_68 = (slice(60, 68), slice(36, 42), slice(42, 48))  # dlib's inner lips, the right and the left eye
+
+
+def openings_mask(avatar_landmarks: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """(H, W) bool in output pixels: inside the avatar's inner lips and each eye's lids (dlib's 60-67, 36-41,
+    42-47), 2 px wider. Where lips part or lids meet, the two sides are different skin in any face: the
+    mouth's inside is painted and a closed eye's lash line is where the upper lid's skin meets the lower
+    lid's, a line, not a tear. None without landmarks."""
     if avatar_landmarks is None:
         return None
     mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(avatar_landmarks[60:68]).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [np.round(avatar_landmarks[part]).astype(np.int32) for part in OPENINGS_68], 1)
     return cv2.dilate(mask, np.ones((5, 5), np.uint8)).astype(bool)
 
 

@@ -6,7 +6,8 @@ avatar is the photo) and an outer layer for hair, ears and background (models/me
 frame: the driver's 3-D head pose and expression move the target's mesh (models/mesh3d/transfer.py),
 every output pixel samples the photo through the nearest front-facing triangle that covers it
 (models/mesh3d/render.py), and an opened mouth gets the target's teeth or a shaded cavity
-(models/generators/paint.py). Eyes close with the target's own lid skin: the lids are part of the mesh.
+(models/generators/paint.py). Eyes close with the target's own lid skin: the lids are part of the mesh, and
+a closing eye's opening shows the eyeball its lids still leave uncovered (models/mesh3d/render.py).
 
 CPU: OpenCV fills the triangles of one face at a time (fastest measured there). CUDA: one batched torch
 rasteriser + grid_sample for the whole batch. Both give the same map within a stated tolerance
@@ -22,7 +23,7 @@ import numpy as np
 from models.facemesh.mapping import to_ibug68
 from models.generators.base import GenerateRequest, Generator
 from models.generators.mouth_interior import paste_caller_mouth
-from models.generators.paint import FaceColours, face_colours, paint_eyes, paint_mouth
+from models.generators.paint import FaceColours, face_colours, paint_mouth
 from models.mesh3d.render import Layout, layout, sample, sampling_map_cpu, soften_seams
 from models.mesh3d.template import MeshTemplate, build_template
 from models.mesh3d.transfer import DrivenMesh, TransferConfig
@@ -107,7 +108,8 @@ class MeshGenerator(Generator):
 
 
     def _paint(self, image: np.ndarray, driven: DrivenMesh, request: GenerateRequest) -> None:
-        """In place: what moving the photo cannot show: an open mouth's inside, a closed eye's lash line."""
+        """In place: what moving the photo cannot show: an open mouth's inside. (A closed eye is the photo's own
+        lid skin and lashes, moved by the mesh: painting a lid colour and a lash line over it read as a drawn line.)"""
         colours: FaceColours = request.cache["colours"]
         points = to_ibug68(driven.points, refined_eyes=True)
         pasted = False
@@ -116,4 +118,3 @@ class MeshGenerator(Generator):
             pasted = paste_caller_mouth(image, points, request.driver_frame, caller, colours)
         if not pasted:
             paint_mouth(image, points, colours)
-        paint_eyes(image, points, colours, from_closed=0.6, fully_at=0.9)  # the mesh's own lids do the rest

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from models.mesh3d.template import MeshTemplate, lattice_limits, signed_areas
-from models.mesh3d.transfer import DrivenMesh
+from models.mesh3d.transfer import EYELIDS, UPPER_LID_SHARE, DrivenMesh, eye_openness
 
 HEAD_SHARES = (1.0, 0.6, 0.3, 0.0)  # head motion the outer layer follows, tried until none of it flips
 MAP_STEP = 2  # single-photo maps are built at half resolution (see sampling_map_cpu)
@@ -67,16 +67,38 @@ def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
         if not flipped.any():
             break
     face_dst = points[template.face_triangles][..., :2]
+    face_src = _eyeball_sources(template, points)
     facing = signed_areas(face_dst) * template.front_sign > MIN_AREA
     face_depth = np.where(facing, points[template.face_triangles][..., 2].mean(axis=1), np.inf)
     outer_depth = np.where(flipped, np.inf, OUTER_DEPTH)  # a flipped outer triangle would fold the map
     return Layout(np.concatenate([outer_dst, face_dst]).astype(np.float32),
-                  np.concatenate([outer_src, template.face_source]).astype(np.float32),
+                  np.concatenate([outer_src, face_src]).astype(np.float32),
                   np.concatenate([outer_depth, face_depth]),
                   # Few-shot maps jump between photos of the atlas at texture seams: resizing a coarse map
                   # would sample between photos there, so they are built at full resolution.
                   1 if template.image.shape[1] > template.size else MAP_STEP,
                   tuple(points[list(ring), :2].astype(np.float32) for ring in OPENINGS))
+
+
+def _eyeball_sources(template: MeshTemplate, points: np.ndarray) -> np.ndarray:
+    """The face triangles' photo corners, those of a closing eye's opening moved to the eyeball its lids still
+    leave uncovered: the lid skin above stretches down over the eye (it is the mesh's own, so it keeps its
+    shading) and the opening shows the eye unsquashed, down to a lash line where the lids meet. Without this the
+    whole eye was squashed into a grey line under the lid."""
+    closing = 1.0 - eye_openness(points) / np.maximum(eye_openness(template.mesh), 1e-6)
+    if (closing <= 0.0).all():
+        return template.face_source  # open or wider: the eye as the photo shows it
+    vertex_source = template.mesh[:, :2].copy()
+    source = template.face_source.copy()
+    for (upper, lower), triangles, amount in zip(EYELIDS, template.eye_openings, np.clip(closing, 0, 1),
+                                                 strict=True):
+        up, low = list(upper), list(lower)
+        gap = vertex_source[low] - vertex_source[up]
+        vertex_source[up] += UPPER_LID_SHARE * amount * gap
+        vertex_source[low] -= (1 - UPPER_LID_SHARE) * amount * gap
+        own = triangles[(template.photo[triangles] == 0) & template.usable[triangles]]  # few-shot: first photo's
+        source[own] = vertex_source[template.face_triangles[own]]
+    return source
 
 
 def affine_coefficients(dst: np.ndarray, src: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from models.facemesh.canonical import canonical_face
-from models.mesh3d.transfer import IMAGE_AXES, MeshTransfer, TransferConfig
+from models.mesh3d.transfer import EYE_CORNERS, EYELIDS, IMAGE_AXES, MeshTransfer, TransferConfig
 
 OUTER_GRID = 12  # lattice cells per side of the crop for the outer layer
 OUTER_CLEARANCE = 0.4  # of a lattice cell: a lattice point this close to the face outline is dropped (a sliver)
@@ -49,6 +49,7 @@ class MeshTemplate:
     face_source: np.ndarray  # (F, 3, 2) atlas coordinates each face triangle's corners sample
     photo: np.ndarray  # (F,) which photo each face triangle's texture comes from (few-shot)
     usable: np.ndarray  # (F,) bool: the photo shows this triangle; if not, a flat colour
+    eye_openings: tuple[np.ndarray, np.ndarray]  # per eye (EYELIDS order): the face triangles inside its lids
     oval: np.ndarray  # (V,) mesh vertex ids on the face outline
     lattice: np.ndarray  # (P, 3) the outer layer's other points in crop pixels (at the outline's mean depth)
     on_border: np.ndarray  # (P,) bool: fixed on the crop's border
@@ -154,6 +155,15 @@ def _face_texture(meshes: list[np.ndarray], triangles: np.ndarray, front_sign: n
     return np.where(usable[:, None, None], source, tiny).astype(np.float32), photo, usable
 
 
+def _eye_openings(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per eye, the triangles whose corners all lie on its lid margins (the mesh fills the opening with them)."""
+    openings = []
+    for (upper, lower), corners in zip(EYELIDS, EYE_CORNERS, strict=True):
+        margin = np.array([*upper, *lower, *corners])
+        openings.append(np.flatnonzero(np.isin(triangles, margin).all(axis=1)))
+    return openings[0], openings[1]
+
+
 def _atlas(images: list[np.ndarray], meshes: list[np.ndarray]) -> np.ndarray:
     """The photos side by side, each later one colour-matched to the first on the face (per-channel gain)."""
     face = [cv2.fillPoly(np.zeros(image.shape[:2], np.uint8), [np.round(mesh[FACE_OVAL_HINT, :2]).astype(np.int32)], 1)
@@ -195,6 +205,7 @@ def build_template(images: list[np.ndarray], meshes: list[np.ndarray], config: T
     outline_to_lattice[~on_border] = continuation[:, :len(oval)]
     head_share = outline_to_lattice.sum(axis=1)  # harmonic with 1 on the outline and 0 on the border
     depth = np.full((len(lattice), 1), float(mesh[oval, 2].mean()))
+    lattice = np.hstack([lattice, depth]).astype(np.float32)
     return MeshTemplate(_atlas(images, meshes), size, mesh, MeshTransfer(mesh, config), triangles, front_sign,
-                        face_source, photo, usable, oval, np.hstack([lattice, depth]).astype(np.float32), on_border,
+                        face_source, photo, usable, _eye_openings(triangles), oval, lattice, on_border,
                         head_share.astype(np.float32), outline_to_lattice.astype(np.float32), outer, rest_sign)

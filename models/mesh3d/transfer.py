@@ -39,6 +39,9 @@ EYE_CORNERS = ((33, 133), (263, 362))  # outer, inner
 # eye_openness of a closed eye: the eye network's lids keep a small gap (fitted on two clips: ours = 0.016 to
 # 0.048 + 0.6 x dlib's eye aspect ratio), so that gap, not zero, is "closed".
 CLOSED_EYE = 0.03
+# Of a blink's closing, the upper lid's part (it sweeps down over the eye; the lower lid rises a little). The
+# renderer shows the eye opening as the eyeball the lids still leave uncovered, with the same split.
+UPPER_LID_SHARE = 0.8
 # Mouth: inner-lip vertex pairs (upper, lower) and the outer corners; the lips' vertex rings (MediaPipe's).
 MOUTH_GAP = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402))
 MOUTH_CORNERS = (61, 291)
@@ -160,14 +163,16 @@ class MeshTransfer:
         expressive += np.outer(self.jaw * extra, down)
 
     def _open_eyes_like(self, expressive: np.ndarray, openness: np.ndarray) -> None:
-        """In place: each target eye opens by the driver's ratio to their open eye (lids about their middle)."""
+        """In place: each target eye opens by the driver's ratio to their open eye, the upper lid doing
+        UPPER_LID_SHARE of the closing (a blink is the upper lid coming down, not both lids meeting halfway)."""
         for (upper, lower), ratio in zip(EYELIDS, openness, strict=True):
             up, low = list(upper), list(lower)
             ratio = float(np.clip(ratio, 0.0, self.config.max_eye_opening))
             middle = (expressive[up] + expressive[low]) / 2
-            half = (self.target[up] - self.target[low]) / 2  # the target's own lid gap at rest
-            expressive[up] = middle + ratio * half
-            expressive[low] = middle - ratio * half
+            gap = self.target[low] - self.target[up]  # the target's own lid gap at rest, upper to lower lid
+            closing = 1.0 - ratio  # negative: opened wider than at rest
+            expressive[up] = middle - gap / 2 + UPPER_LID_SHARE * closing * gap
+            expressive[low] = middle + gap / 2 - (1 - UPPER_LID_SHARE) * closing * gap
 
 
 def with_mouth_of(neutral: np.ndarray, mesh: np.ndarray) -> np.ndarray:
