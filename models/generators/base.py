@@ -26,6 +26,9 @@ class GenerateRequest:
     mouth_closed: float | None = None  # the caller's closed mouth from their own range (None: not seen enough yet)
 
 
+EvaluationMaps = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]  # area, map, painted
+
+
 class Generator(ABC):
     needs_landmarks: bool = True
     needs_mesh: bool = False  # prepare() also gets each target photo's 468-point mesh; requests carry meshes
@@ -48,9 +51,9 @@ class Generator(ABC):
         generator whose output is not a geometric resampling of the target (passthrough, neural)."""
         return [None] * len(requests)
 
-    def evaluation_maps(self, requests: list[GenerateRequest]
-                        ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
-        """For evaluation, per request in one pass: the area ratios (as area_ratio_maps) and the sampling map, per
+    def evaluation_maps(self, requests: list[GenerateRequest]) -> list[EvaluationMaps]:
+        """For evaluation, per request in one pass: the area ratios (as area_ratio_maps); the sampling map, per
         output pixel the photo point it samples, (output_size, output_size, 2) float32 x, y in target-crop pixels
-        (None for a generator that does not resample the target photo)."""
-        return [(area, None) for area in self.area_ratio_maps(requests)]
+        (None for a generator that does not resample the target photo); and the (output_size, output_size) bool
+        pixels painted over instead (an open mouth's inside; None where nothing was)."""
+        return [(area, None, None) for area in self.area_ratio_maps(requests)]

@@ -18,17 +18,22 @@ import numpy as np
 import torch
 
 from models.mesh3d.template import MeshTemplate, lattice_limits, signed_areas
-from models.mesh3d.transfer import EYELIDS, UPPER_LID_SHARE, DrivenMesh, eye_openness
+from models.mesh3d.transfer import (
+    EYE_RINGS,
+    EYELIDS,
+    INNER_LIP_PAIRS,
+    INNER_LIPS,
+    UPPER_LID_SHARE,
+    DrivenMesh,
+    eye_openness,
+)
 
 HEAD_SHARES = (1.0, 0.6, 0.3, 0.0)  # head motion the outer layer follows, tried until none of it flips
 MAP_STEP = 2  # single-photo maps are built at half resolution (see sampling_map_cpu)
 MEND_SLOPE = 2.0  # px of photo per px of output: a steeper step in the map is an occlusion edge, mended to this
 MEND_WIDTHS = (3, 5, 9)  # map pixels: ever wider ramps, until no step is steeper than MEND_SLOPE
-# Openings whose edge is a real line, not an occlusion (a closed lid, parted lips): never mended. Mesh vertex
-# rings of each eye's lid margin and of the inner lips.
-OPENINGS = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
-            (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249),
-            (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95))
+OPENINGS = (*EYE_RINGS, INNER_LIPS)  # a closed lid or parted lips: a real line, never mended
+MAX_LID_SHIFT = 0.9  # of a closing eye's opening: its photo source keeps a sliver, never flat (a fold)
 MIN_AREA = 1e-3  # px^2 (twice the area): thinner triangles are not painted
 OUTER_DEPTH = 1e9  # outer-layer triangles lie behind every face triangle
 
@@ -67,7 +72,7 @@ def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
         if not flipped.any():
             break
     face_dst = points[template.face_triangles][..., :2]
-    face_src = _eyeball_sources(template, points)
+    face_src = _mouth_sources(template, points, _eyeball_sources(template, points))
     facing = signed_areas(face_dst) * template.front_sign > MIN_AREA
     face_depth = np.where(facing, points[template.face_triangles][..., 2].mean(axis=1), np.inf)
     outer_depth = np.where(flipped, np.inf, OUTER_DEPTH)  # a flipped outer triangle would fold the map
@@ -90,7 +95,7 @@ def _eyeball_sources(template: MeshTemplate, points: np.ndarray) -> np.ndarray:
         return template.face_source  # open or wider: the eye as the photo shows it
     vertex_source = template.mesh[:, :2].copy()
     source = template.face_source.copy()
-    for (upper, lower), triangles, amount in zip(EYELIDS, template.eye_openings, np.clip(closing, 0, 1),
+    for (upper, lower), triangles, amount in zip(EYELIDS, template.eye_openings, np.clip(closing, 0, MAX_LID_SHIFT),
                                                  strict=True):
         up, low = list(upper), list(lower)
         gap = vertex_source[low] - vertex_source[up]
@@ -98,6 +103,32 @@ def _eyeball_sources(template: MeshTemplate, points: np.ndarray) -> np.ndarray:
         vertex_source[low] -= (1 - UPPER_LID_SHARE) * amount * gap
         own = triangles[(template.photo[triangles] == 0) & template.usable[triangles]]  # few-shot: first photo's
         source[own] = vertex_source[template.face_triangles[own]]
+    return source
+
+
+def _mouth_sources(template: MeshTemplate, points: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """`source` with the mouth opening's triangles sampling a photo that shows teeth at its own size: the lower
+    lip's corners of these triangles sample where the upper lip's motion (a similarity fitted on the upper inner
+    lip, output -> photo) takes them, instead of the photo's lower lip, which stretched the teeth into long
+    stripes. The photo's upper teeth then stay under the upper lip at their size; below them is the painted
+    cavity (models/generators/paint.py)."""
+    if not template.shows_teeth:
+        return source  # nothing but lip skin to show: the painted mouth covers the whole opening
+    upper, lower = (list(side) for side in zip(*INNER_LIP_PAIRS, strict=True))
+    rest_gap = np.linalg.norm(template.mesh[lower, :2] - template.mesh[upper, :2], axis=1)
+    upper_motion, _ = cv2.estimateAffinePartial2D(points[upper, :2].astype(np.float32),
+                                                  template.mesh[upper, :2].astype(np.float32))
+    if upper_motion is None:
+        return source
+    follows = points[lower, :2] @ upper_motion[:, :2].T + upper_motion[:, 2]
+    if (np.linalg.norm(follows - template.mesh[upper, :2], axis=1) <= rest_gap).all():
+        return source  # open no wider than the photo: its own mouth, as it is
+    vertex_source = template.mesh[:, :2].copy()
+    vertex_source[lower] = follows
+    triangles = template.mouth_opening[(template.photo[template.mouth_opening] == 0)
+                                       & template.usable[template.mouth_opening]]
+    source = source.copy()
+    source[triangles] = vertex_source[template.face_triangles[triangles]]
     return source
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from models.facemesh.canonical import canonical_face
-from models.mesh3d.transfer import EYE_CORNERS, EYELIDS, IMAGE_AXES, MeshTransfer, TransferConfig
+from models.mesh3d.transfer import EYE_RINGS, IMAGE_AXES, INNER_LIPS, MeshTransfer, TransferConfig
 
 OUTER_GRID = 12  # lattice cells per side of the crop for the outer layer
 OUTER_CLEARANCE = 0.4  # of a lattice cell: a lattice point this close to the face outline is dropped (a sliver)
@@ -50,6 +50,8 @@ class MeshTemplate:
     photo: np.ndarray  # (F,) which photo each face triangle's texture comes from (few-shot)
     usable: np.ndarray  # (F,) bool: the photo shows this triangle; if not, a flat colour
     eye_openings: tuple[np.ndarray, np.ndarray]  # per eye (EYELIDS order): the face triangles inside its lids
+    mouth_opening: np.ndarray  # the face triangles inside the inner lips
+    shows_teeth: bool  # the photo's teeth are shown unstretched as the mouth opens (render._mouth_sources)
     oval: np.ndarray  # (V,) mesh vertex ids on the face outline
     lattice: np.ndarray  # (P, 3) the outer layer's other points in crop pixels (at the outline's mean depth)
     on_border: np.ndarray  # (P,) bool: fixed on the crop's border
@@ -155,13 +157,9 @@ def _face_texture(meshes: list[np.ndarray], triangles: np.ndarray, front_sign: n
     return np.where(usable[:, None, None], source, tiny).astype(np.float32), photo, usable
 
 
-def _eye_openings(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per eye, the triangles whose corners all lie on its lid margins (the mesh fills the opening with them)."""
-    openings = []
-    for (upper, lower), corners in zip(EYELIDS, EYE_CORNERS, strict=True):
-        margin = np.array([*upper, *lower, *corners])
-        openings.append(np.flatnonzero(np.isin(triangles, margin).all(axis=1)))
-    return openings[0], openings[1]
+def _inside_ring(triangles: np.ndarray, ring: tuple[int, ...]) -> np.ndarray:
+    """The triangles whose corners all lie on a vertex ring (the mesh fills the eye and mouth openings with them)."""
+    return np.flatnonzero(np.isin(triangles, np.array(ring)).all(axis=1))
 
 
 def _atlas(images: list[np.ndarray], meshes: list[np.ndarray]) -> np.ndarray:
@@ -179,9 +177,10 @@ def _atlas(images: list[np.ndarray], meshes: list[np.ndarray]) -> np.ndarray:
 
 
 def build_template(images: list[np.ndarray], meshes: list[np.ndarray], config: TransferConfig,
-                   few_shot_texture: bool = True) -> MeshTemplate:
+                   few_shot_texture: bool = True, shows_teeth: bool = False) -> MeshTemplate:
     """The template of a target from K >= 1 aligned photos and their meshes; the first photo is the pose the
-    avatar starts from, the others (with few_shot_texture) lend texture where it is foreshortened."""
+    avatar starts from, the others (with few_shot_texture) lend texture where it is foreshortened. `shows_teeth`:
+    the first photo shows its teeth, which an opening mouth then shows at their own size."""
     if not few_shot_texture:
         images, meshes = images[:1], meshes[:1]
     face = canonical_face()
@@ -207,5 +206,6 @@ def build_template(images: list[np.ndarray], meshes: list[np.ndarray], config: T
     depth = np.full((len(lattice), 1), float(mesh[oval, 2].mean()))
     lattice = np.hstack([lattice, depth]).astype(np.float32)
     return MeshTemplate(_atlas(images, meshes), size, mesh, MeshTransfer(mesh, config), triangles, front_sign,
-                        face_source, photo, usable, _eye_openings(triangles), oval, lattice, on_border,
+                        face_source, photo, usable, tuple(_inside_ring(triangles, ring) for ring in EYE_RINGS),
+                        _inside_ring(triangles, INNER_LIPS), shows_teeth, oval, lattice, on_border,
                         head_share.astype(np.float32), outline_to_lattice.astype(np.float32), outer, rest_sign)

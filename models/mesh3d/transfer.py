@@ -47,6 +47,12 @@ MOUTH_GAP = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402))
 MOUTH_CORNERS = (61, 291)
 UPPER_LIP = (185, 40, 39, 37, 0, 267, 269, 270, 409, 191, 80, 81, 82, 13, 312, 311, 310, 415)
 LOWER_LIP = (146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324)
+# The inner lips as a ring: a corner, the upper lip, the other corner, the lower lip back.
+INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+INNER_LIP_PAIRS = tuple(zip(INNER_LIPS[1:10], INNER_LIPS[:10:-1], strict=True))  # (upper, lower) facing vertices
+# Each eye's lid margins as a ring: outer corner, upper lid, inner corner, lower lid back.
+EYE_RINGS = tuple((outer, *upper, inner, *lower[::-1])
+                  for (upper, lower), (outer, inner) in zip(EYELIDS, EYE_CORNERS, strict=True))
 IMAGE_AXES = np.array([1.0, -1.0, -1.0], np.float32)  # canonical (y up, z to the camera) -> image axes
 
 

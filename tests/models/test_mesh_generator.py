@@ -270,7 +270,7 @@ def test_the_generators_batched_torch_path_matches_its_cpu_path(talking_face_fra
                 for driver, target in zip(drivers, targets, strict=True)]
     cpu = generator._render(requests)
     batched = generator._render_torch(requests, [generator._layout(request) for request in requests])
-    for (cpu_image, cpu_area, cpu_map), (torch_image, torch_area, torch_map) in zip(cpu, batched, strict=True):
+    for (cpu_image, cpu_area, cpu_map, _), (torch_image, torch_area, torch_map, _) in zip(cpu, batched, strict=True):
         assert np.abs(cpu_image.astype(np.float32) - torch_image).mean() < 1.5
         assert (torch_area > 0).all() and (cpu_area > 0).all()
         assert np.median(np.abs(cpu_map - torch_map)) < 0.05  # the same map but along triangle edges
@@ -310,3 +310,29 @@ def test_openings_and_atlas_seams_keep_their_steps() -> None:
     seam = np.stack([xs, ys], axis=-1) * 2 + 0.5
     seam[:, 32:, 0] += 256  # few-shot: the right half samples the next photo of the atlas
     assert np.array_equal(mend_occlusions(seam.copy(), 2, 256), seam)
+
+
+def test_an_open_mouth_is_painted_and_reported_as_painted() -> None:
+    """The mesh generator paints the inside of an opened mouth (never the photo's lips stretched over it) and tells
+    the evaluation which pixels it painted, so that the tear measure judges only what was sampled."""
+    from models.generators.base import GenerateRequest
+    from models.mesh3d.transfer import INNER_LIPS, _jaw_weights
+
+    target = _target(0)
+    template = target.extra["generator"]["template"]
+    opened = template.mesh.copy()  # the jaw drops by a quarter of the mouth's width
+    opened[:, 1] += _jaw_weights() * 0.25 * float(np.linalg.norm(opened[61, :2] - opened[291, :2]))
+    request = GenerateRequest(target.images, target.landmarks, target.extra["generator"], None, target.images[0],
+                              opened, template.mesh, None)
+    generator = _pipeline().generator
+    (image,) = generator.generate([request])
+    ((_, _, painted),) = generator.evaluation_maps([request])
+    driven = template.transfer.drive(opened, template.mesh).points
+    opening = cv2.fillPoly(np.zeros(image.shape[:2], np.uint8), [np.round(driven[list(INNER_LIPS), :2]).astype(
+        np.int32)], 1).astype(bool)
+    assert painted is not None and painted[~opening].mean() < 0.01  # only inside the opening the mesh leaves
+    rows = np.flatnonzero(opening.any(axis=1))
+    lower_half = opening & (np.arange(image.shape[0]) > rows.mean())[:, None]
+    # The astronaut's photo shows teeth: they stay under the upper lip, sampled; below them it is painted.
+    assert painted[lower_half].mean() > 0.15 and painted[opening & ~lower_half].mean() < painted[lower_half].mean()
+    assert image[painted].mean() < target.images[0][painted].mean() - 20  # a dark mouth, not stretched lips

@@ -52,9 +52,9 @@ def test_a_closed_caller_mouth_gives_no_picture() -> None:
     avatar = rest.copy()
     avatar[[65, 66, 67], 1] += 12  # the avatar's mouth opens
     before = image.copy()
-    assert not paste_caller_mouth(image, avatar, frame, closed, colours)  # the caller's lips touch: no picture
+    assert paste_caller_mouth(image, avatar, frame, closed, colours) is None  # the caller's lips touch: no picture
     assert np.array_equal(image, before)
     opened = closed.copy()
     opened[[65, 66, 67], 1] += 8  # the caller's open by 8 px: their mouth is pasted
-    assert paste_caller_mouth(image, avatar, frame, opened, colours)
+    assert paste_caller_mouth(image, avatar, frame, opened, colours) is not None
     assert not np.array_equal(image, before)

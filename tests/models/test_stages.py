@@ -150,10 +150,14 @@ def test_warp_open_mouth_darkens_the_mouth_and_closed_eyes_cover_the_eye(astrona
     assert dark_after > 0.15 and dark_after > dark_before + 0.15, (dark_before, dark_after)
     colours = cache["per_image"][0]["colours"]
     assert colours.shows_teeth
-    # A photo with a closed mouth has no teeth to show: a dark cavity fills most of the opening instead.
+    # A photo with a closed mouth has no teeth to show: painted upper teeth under the upper lip, a dark cavity below.
     no_teeth = crop.copy()
     paint_mouth(no_teeth, opened, dataclasses.replace(colours, shows_teeth=False))
-    assert (no_teeth[mouth].mean(axis=1) < 90).mean() > dark_after + 0.1
+    brightness = no_teeth[mouth].mean(axis=1)
+    assert (brightness < 90).mean() > 0.3 and (brightness > 150).mean() > 0.1
+    rows = np.flatnonzero(mouth.any(axis=1))
+    upper_third = mouth & (np.arange(SIZE) < rows[0] + len(rows) / 3)[:, None]
+    assert no_teeth[upper_third].mean() > no_teeth[mouth & ~upper_third].mean() + 40  # teeth hang from the top
 
     closed = points.copy()
     for top, bottom in ((37, 41), (38, 40), (43, 47), (44, 46)):
