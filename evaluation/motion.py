@@ -163,7 +163,7 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
     driver = pipeline.new_driver()
     avatars: list[np.ndarray] = []
     ratio_maps: list[np.ndarray | None] = []
-    # frame -> the map that sampled the photo and where it was painted over (tears are judged after dlib ran)
+    # frame -> the map that sampled the photo and what it asks not to be judged (tears are judged after dlib ran)
     maps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     seconds = 0.0
     calibration: int | None = None
@@ -178,10 +178,10 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
             calibration = index  # the driver's neutral face: the avatar should be the photo here
         avatars.append(result.image)
         if recorder.requests:  # a held frame (no face) was not rendered: no map to judge
-            area, map_xy, painted = pipeline.generator.evaluation_maps(recorder.requests)[0]
+            area, map_xy, exempt = pipeline.generator.evaluation_maps(recorder.requests)[0]
             ratio_maps.append(area)
             if map_xy is not None:
-                maps[index] = (map_xy, painted)
+                maps[index] = (map_xy, exempt)
         bar.update()
     track = track_signals(avatars)
     indices = sorted(clip.embeddings)
@@ -195,11 +195,12 @@ def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: Dri
     source_face = tear_face(target.landmarks[0], target.images[0].shape[:2])
     tears: dict[int, float] = {}  # frame -> share of the face's pixels where the sampling map tears (tear_share)
     torn, worst_tear_mask = None, None  # the frame that tears most, and its torn pixels for the strip
-    for index, (map_xy, painted) in maps.items():
-        # Not judged: where lips part or lids meet (a line in any face), and what was painted, not sampled.
+    for index, (map_xy, exempt) in maps.items():
+        # Not judged: where lips part or lids meet (a line in any face: dlib's reading of the avatar, and the
+        # generator's own openings) and what was painted, not sampled.
         exclude = openings_mask(track.landmarks[index], map_xy.shape[:2])
-        if painted is not None:
-            exclude = painted if exclude is None else exclude | painted
+        if exempt is not None:
+            exclude = exempt if exclude is None else exclude | exempt
         mask, judged = tear_mask(map_xy, source_face, exclude)
         if not judged.any():
             continue

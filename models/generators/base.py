@@ -26,7 +26,7 @@ class GenerateRequest:
     mouth_closed: float | None = None  # the caller's closed mouth from their own range (None: not seen enough yet)
 
 
-EvaluationMaps = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]  # area, map, painted
+EvaluationMaps = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]  # area, map, exempt from tears
 
 
 class Generator(ABC):
@@ -55,5 +55,6 @@ class Generator(ABC):
         """For evaluation, per request in one pass: the area ratios (as area_ratio_maps); the sampling map, per
         output pixel the photo point it samples, (output_size, output_size, 2) float32 x, y in target-crop pixels
         (None for a generator that does not resample the target photo); and the (output_size, output_size) bool
-        pixels painted over instead (an open mouth's inside; None where nothing was)."""
+        pixels the tear measure does not judge (painted over rather than sampled, like an open mouth's inside, or
+        on a line where lids or lips meet; None: all are judged)."""
         return [(area, None, None) for area in self.area_ratio_maps(requests)]

@@ -24,7 +24,7 @@ from models.facemesh.mapping import to_ibug68
 from models.generators.base import EvaluationMaps, GenerateRequest, Generator
 from models.generators.mouth_interior import paste_caller_mouth
 from models.generators.paint import FaceColours, Painted, face_colours, paint_mouth
-from models.mesh3d.render import Layout, layout, sample, sampling_map_cpu, soften_seams
+from models.mesh3d.render import Layout, layout, openings_mask, sample, sampling_map_cpu, soften_seams
 from models.mesh3d.template import MeshTemplate, build_template
 from models.mesh3d.transfer import INNER_LIPS, DrivenMesh, TransferConfig
 
@@ -59,8 +59,14 @@ class MeshGenerator(Generator):
 
     def evaluation_maps(self, requests: list[GenerateRequest]) -> list[EvaluationMaps]:
         size = (self.output_size, self.output_size)
-        return [(area, map_xy, None if painted is None else painted.mask(size))
-                for _, area, map_xy, painted in self._render(requests)]
+        results = []
+        for request, (_, area, map_xy, painted) in zip(requests, self._render(requests), strict=True):
+            # Lines where lids or lips meet (the mesh's own openings, 2 px wider) are lines in any face.
+            exempt = openings_mask(self._layout(request)[1], size, step=1)
+            if painted is not None:
+                exempt |= painted.mask(size)
+            results.append((area, map_xy, exempt))
+        return results
 
     def _render(self, requests: list[GenerateRequest]
                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, Painted | None]]:

@@ -216,9 +216,10 @@ def sampling_map_cpu(layout_: Layout, size: int) -> tuple[np.ndarray, np.ndarray
     return full, area
 
 
-def openings_mask(layout_: Layout, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool at the map's resolution: inside an eye's or the mouth's opening, one map pixel wider."""
-    step = layout_.map_step
+def openings_mask(layout_: Layout, shape: tuple[int, int], step: int | None = None) -> np.ndarray:
+    """(H, W) bool at 1/step resolution (default the map's): inside an eye's or the mouth's opening, one pixel
+    wider."""
+    step = layout_.map_step if step is None else step
     mask = np.zeros(shape, np.uint8)
     outlines = [np.round((outline - (step - 1) / 2) / step * 16).astype(np.int32) for outline in layout_.openings]
     cv2.fillPoly(mask, outlines, 1, lineType=cv2.LINE_8, shift=4)
