@@ -16,7 +16,7 @@ COMMANDS = [
     "evaluation.evaluate", "evaluation.motion", "evaluation.facemesh", "evaluation.few_shot",
     "evaluation.sample_strip", "evaluation.pipeline_bench", "evaluation.bench_facemesh",
     "evaluation.bench_marionette", "evaluation.landmark_bench", "evaluation.mediapipe_worker",
-    "evaluation.webcam_like", "evaluation.evalset", "evaluation.hard_cases",
+    "evaluation.webcam_like", "evaluation.evalset", "evaluation.hard_cases", "evaluation.stage_loss",
 ]
 
 
