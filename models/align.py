@@ -25,9 +25,23 @@ def crop_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:
     return matrix
 
 
+OUTSIDE_BLUR = 1 / 16  # of the crop size: how defocused the part of the crop beyond the photo's edge is
+
+
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The aligned crop and its landmarks in crop pixels."""
+    """The aligned crop and its landmarks in crop pixels. Where the crop reaches beyond the photo (a tight portrait,
+    a face near the edge), the photo's edge is continued defocused: repeated sharp, its edge pixels drew long
+    streaks beside the head and under the neck in every frame (mirrored, a small photo's face came back as ghosts
+    around it)."""
     matrix = crop_matrix(landmarks, size)
-    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA if matrix[0, 0] < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    flags = cv2.INTER_AREA if matrix[0, 0] < 1 else cv2.INTER_LINEAR
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones(image.shape[:2], np.float32), matrix, (size, size), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if inside.min() < 1.0:
+        sigma = OUTSIDE_BLUR * size
+        defocused = cv2.GaussianBlur(crop, (0, 0), sigma)
+        # Soft towards the edge, sharp inside: the photo's own pixels stay as they are.
+        weight = np.clip(1.0 - cv2.GaussianBlur(inside, (0, 0), sigma / 2) * inside, 0.0, 1.0)[..., None]
+        crop = np.round(crop * (1.0 - weight) + defocused * weight).astype(np.uint8)
     return crop, geometry.apply(matrix, landmarks).astype(np.float32)
