@@ -141,13 +141,14 @@ def measure_clip(name: str, frames: list[np.ndarray], embed_every: int) -> Drive
     return DriverClip(name, frames, signals, embeddings, strip_frames(signals), compare_signals(signals, half))
 
 
-class _RequestRecorder:
+class RequestRecorder:
     """Keeps the requests the pipeline last handed its generator, so area_ratio_maps sees exactly what generate
-    saw (whatever a generator's requests carry)."""
+    saw (whatever a generator's requests carry). As a context manager, the generator is itself again on exit."""
 
     def __init__(self, generator: Generator) -> None:
         self.requests: list = []
-        generate = generator.generate
+        self._generator = generator
+        self._generate = generate = generator.generate
 
         def recording(requests: list) -> list[np.ndarray]:
             self.requests = list(requests)
@@ -155,8 +156,14 @@ class _RequestRecorder:
 
         generator.generate = recording  # type: ignore[method-assign]
 
+    def __enter__(self) -> RequestRecorder:
+        return self
 
-def run_one(pipeline: ReenactmentPipeline, recorder: _RequestRecorder, clip: DriverClip, target: TargetFace,
+    def __exit__(self, *_: object) -> None:
+        self._generator.generate = self._generate  # type: ignore[method-assign]
+
+
+def run_one(pipeline: ReenactmentPipeline, recorder: RequestRecorder, clip: DriverClip, target: TargetFace,
             bar: tqdm) -> tuple[dict, dict[str, int], dict[int, np.ndarray]]:
     """Render the clip with one target; the row's measures, the strip's frames (the clip's picks plus the
     calibration frame and the worst match) and the avatar frames the strip shows."""
@@ -257,7 +264,7 @@ def evaluate(config: MotionConfig, clips: list[tuple[str, list[np.ndarray]]], ta
             pipeline = ReenactmentPipeline(PipelineConfig(generator=generator, output_size=config.size,
                                                           landmarks=config.landmarks,
                                                           mouth_interior=config.mouth_interior))
-            recorder = _RequestRecorder(pipeline.generator)
+            recorder = RequestRecorder(pipeline.generator)
             for photo in targets:
                 wanted = [clip for clip in measured if (clip.name, photo.name) in pairs]
                 if not wanted:

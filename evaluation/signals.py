@@ -92,11 +92,18 @@ class SignalTrack:
 def track_signals(frames: Iterable[np.ndarray]) -> SignalTrack:
     """Run dlib on every frame and measure the signals; angles are unwrapped along the sequence."""
     landmarks: list[np.ndarray | None] = []
-    rows: list[dict[str, float]] = []
+    sizes: list[tuple[int, int]] = []
     for frame in frames:
-        points = detect_landmarks(frame)
-        landmarks.append(points)
-        rows.append(face_signals(points, frame.shape[:2]) if points is not None else dict.fromkeys(SIGNALS, np.nan))
+        landmarks.append(detect_landmarks(frame))
+        sizes.append(frame.shape[:2])
+    return signal_track(landmarks, sizes)
+
+
+def signal_track(landmarks: list[np.ndarray | None], sizes: Sequence[tuple[int, int]]) -> SignalTrack:
+    """The signals of a sequence of 68-point sets (None: no face), each in an image of the given (height, width);
+    angles are unwrapped along the sequence."""
+    rows = [face_signals(points, size) if points is not None else dict.fromkeys(SIGNALS, np.nan)
+            for points, size in zip(landmarks, sizes, strict=True)]
     values = {name: np.array([row[name] for row in rows], np.float64) for name in SIGNALS}
     for name in ("yaw", "pitch", "roll"):
         values[name] = unwrap_degrees(values[name])

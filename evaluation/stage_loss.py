@@ -27,8 +27,8 @@ from tqdm import tqdm
 from evaluation import evalset
 from evaluation.fidelity import compare_signals
 from evaluation.machine_info import machine_info
-from evaluation.motion import read_clip, read_photo
-from evaluation.signals import SIGNALS, SignalTrack, face_signals, track_signals, unwrap_degrees
+from evaluation.motion import RequestRecorder, read_clip, read_photo
+from evaluation.signals import SIGNALS, SignalTrack, signal_track, track_signals
 from models.facemesh.mapping import to_ibug68
 from models.pipeline import FrameJob, PipelineConfig, ReenactmentPipeline
 
@@ -45,41 +45,23 @@ class StagePoints:
     avatars: list[np.ndarray]
 
 
-def _track(points: list[np.ndarray | None], size: tuple[int, int]) -> SignalTrack:
-    rows = [face_signals(p, size) if p is not None else dict.fromkeys(SIGNALS, np.nan) for p in points]
-    values = {name: np.array([row[name] for row in rows], np.float64) for name in SIGNALS}
-    for name in ("yaw", "pitch", "roll"):
-        values[name] = unwrap_degrees(values[name])
-    return SignalTrack(points, values)
-
-
 def stage_points(pipeline: ReenactmentPipeline, frames: list[np.ndarray], photo: np.ndarray) -> StagePoints:
     """Render the clip with the photo and keep what each stage made of every frame."""
     target = pipeline.prepare_target([photo])
-    generator = pipeline.generator
-    requests: list = []
-    generate = generator.generate
-
-    def recording(batch: list) -> list[np.ndarray]:
-        requests[:] = list(batch)
-        return generate(batch)
-
-    generator.generate = recording  # type: ignore[method-assign]
     driver = pipeline.new_driver()
     points: dict[str, list[np.ndarray | None]] = {stage: [] for stage in STAGES[:3]}
     avatars = []
-    try:
+    with RequestRecorder(pipeline.generator) as recorder:
         for index, frame in enumerate(frames):
-            requests.clear()
+            recorder.requests = []
             avatars.append(pipeline.process([FrameJob(driver, target, frame, index / DRIVER_FPS)])[0].image)
-            rendered = bool(requests)
+            rendered = bool(recorder.requests)
             points["landmarks"].append(driver.landmarks.copy() if rendered and driver.landmarks is not None else None)
             smoothed = driver.current_mesh if rendered else None
             points["smoothed"].append(None if smoothed is None else to_ibug68(smoothed, refined_eyes=True))
-            driven = generator._layout(requests[0])[0].points if rendered else None  # the transfer's output
+            # The transfer's output: the generator drives the target's mesh again from the same request.
+            driven = pipeline.generator._layout(recorder.requests[0])[0].points if rendered else None
             points["transferred"].append(None if driven is None else to_ibug68(driven, refined_eyes=True))
-    finally:
-        generator.generate = generate  # type: ignore[method-assign]
     height, width = frames[0].shape[:2]
     size = pipeline.config.output_size
     return StagePoints(points, {"landmarks": (height, width), "smoothed": (height, width),
@@ -90,7 +72,8 @@ def measure_pair(pipeline: ReenactmentPipeline, frames: list[np.ndarray], photo:
                  reference: SignalTrack) -> dict[str, dict]:
     """Stage -> compare_signals(reference, that stage)."""
     made = stage_points(pipeline, frames, photo)
-    tracks = {stage: _track(made.points[stage], made.sizes[stage]) for stage in STAGES[:3]}
+    tracks = {stage: signal_track(made.points[stage], [made.sizes[stage]] * len(made.avatars))
+              for stage in STAGES[:3]}
     tracks["rendered"] = track_signals(made.avatars)
     return {stage: compare_signals(reference, tracks[stage]) for stage in STAGES}
 

@@ -59,19 +59,21 @@ class MeshGenerator(Generator):
 
     def evaluation_maps(self, requests: list[GenerateRequest]) -> list[EvaluationMaps]:
         size = (self.output_size, self.output_size)
+        frames = [self._layout(request) for request in requests]  # driven once, for the render and the openings
         results = []
-        for request, (_, area, map_xy, painted) in zip(requests, self._render(requests), strict=True):
-            # Lines where lids or lips meet (the mesh's own openings, 2 px wider) are lines in any face.
-            exempt = openings_mask(self._layout(request)[1], size, step=1)
+        for (_, frame_layout), (_, area, map_xy, painted) in zip(frames, self._render(requests, frames), strict=True):
+            # Lines where lids or lips meet (the mesh's own openings, 1 px wider) are lines in any face.
+            exempt = openings_mask(frame_layout, size, step=1)
             if painted is not None:
                 exempt |= painted.mask(size)
             results.append((area, map_xy, exempt))
         return results
 
-    def _render(self, requests: list[GenerateRequest]
+    def _render(self, requests: list[GenerateRequest], frames: list[tuple[DrivenMesh, Layout]] | None = None
                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, Painted | None]]:
-        """Per request: the image, the map's area ratios, the map itself and where the image was painted over."""
-        frames = [self._layout(request) for request in requests]
+        """Per request: the image, the map's area ratios, the map itself and where the image was painted over.
+        `frames`: each request's driven mesh and layout, if the caller has them already."""
+        frames = frames if frames is not None else [self._layout(request) for request in requests]
         if self.settings.device.startswith("cuda"):
             return self._render_torch(requests, frames)
         results = []

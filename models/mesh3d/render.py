@@ -61,11 +61,11 @@ def layout(template: MeshTemplate, driven: DrivenMesh) -> Layout:
     rigid_outline = (driven.motion.apply(rest_outline) - rest_outline)[:, :2]
     rigid_lattice = (driven.motion.apply(template.lattice) - template.lattice)[:, :2] * template.head_share[:, None]
     outer_src = template.outer_source
+    rest = template.lattice[:, :2]
     for share in HEAD_SHARES:
         # The head's rigid motion (fading out towards the border) plus the smooth continuation of what the
         # outline does beyond it; lattice points stay off the fixed border (crossing it folds).
         motion = share * rigid_lattice + template.outline_to_lattice @ (outline_motion - share * rigid_outline)
-        rest = template.lattice[:, :2]
         lattice_xy = np.where(template.on_border[:, None], rest, np.clip(rest + motion, *lattice_limits(template.size)))
         outer_dst = template.outer_points(points[template.oval, :2], lattice_xy)[template.outer_triangles]
         flipped = signed_areas(outer_dst) * template.outer_rest_sign <= 0
@@ -94,15 +94,19 @@ def _eyeball_sources(template: MeshTemplate, points: np.ndarray) -> np.ndarray:
     if (closing <= 0.0).all():
         return template.face_source  # open or wider: the eye as the photo shows it
     vertex_source = template.mesh[:, :2].copy()
-    source = template.face_source.copy()
-    for (upper, lower), triangles, amount in zip(EYELIDS, template.eye_openings, np.clip(closing, 0, MAX_LID_SHIFT),
-                                                 strict=True):
+    for (upper, lower), amount in zip(EYELIDS, np.clip(closing, 0, MAX_LID_SHIFT), strict=True):
         up, low = list(upper), list(lower)
         gap = vertex_source[low] - vertex_source[up]
         vertex_source[up] += UPPER_LID_SHARE * amount * gap
         vertex_source[low] -= (1 - UPPER_LID_SHARE) * amount * gap
-        own = triangles[(template.photo[triangles] == 0) & template.usable[triangles]]  # few-shot: first photo's
-        source[own] = vertex_source[template.face_triangles[own]]
+    return _resourced(template, template.face_source, np.concatenate(template.eye_openings), vertex_source)
+
+
+def _resourced(template: MeshTemplate, source: np.ndarray, triangles: np.ndarray, vertex_source: np.ndarray
+               ) -> np.ndarray:
+    """A copy of `source` whose `triangles` take their corners from `vertex_source` (photo pixels per vertex)."""
+    source = source.copy()
+    source[triangles] = vertex_source[template.face_triangles[triangles]]
     return source
 
 
@@ -125,11 +129,7 @@ def _mouth_sources(template: MeshTemplate, points: np.ndarray, source: np.ndarra
         return source  # open no wider than the photo: its own mouth, as it is
     vertex_source = template.mesh[:, :2].copy()
     vertex_source[lower] = follows
-    triangles = template.mouth_opening[(template.photo[template.mouth_opening] == 0)
-                                       & template.usable[template.mouth_opening]]
-    source = source.copy()
-    source[triangles] = vertex_source[template.face_triangles[triangles]]
-    return source
+    return _resourced(template, source, template.mouth_opening, vertex_source)
 
 
 def affine_coefficients(dst: np.ndarray, src: np.ndarray) -> np.ndarray:

@@ -49,8 +49,10 @@ class MeshTemplate:
     face_source: np.ndarray  # (F, 3, 2) atlas coordinates each face triangle's corners sample
     photo: np.ndarray  # (F,) which photo each face triangle's texture comes from (few-shot)
     usable: np.ndarray  # (F,) bool: the photo shows this triangle; if not, a flat colour
-    eye_openings: tuple[np.ndarray, np.ndarray]  # per eye (EYELIDS order): the face triangles inside its lids
-    mouth_opening: np.ndarray  # the face triangles inside the inner lips
+    # The face triangles inside each eye's lids (EYELIDS order) and inside the inner lips whose texture is the
+    # first photo's (render re-sources them as lids close and the mouth opens; a few-shot loan stays as it is).
+    eye_openings: tuple[np.ndarray, np.ndarray]
+    mouth_opening: np.ndarray
     shows_teeth: bool  # the photo's teeth are shown unstretched as the mouth opens (render._mouth_sources)
     oval: np.ndarray  # (V,) mesh vertex ids on the face outline
     lattice: np.ndarray  # (P, 3) the outer layer's other points in crop pixels (at the outline's mean depth)
@@ -157,9 +159,10 @@ def _face_texture(meshes: list[np.ndarray], triangles: np.ndarray, front_sign: n
     return np.where(usable[:, None, None], source, tiny).astype(np.float32), photo, usable
 
 
-def _inside_ring(triangles: np.ndarray, ring: tuple[int, ...]) -> np.ndarray:
-    """The triangles whose corners all lie on a vertex ring (the mesh fills the eye and mouth openings with them)."""
-    return np.flatnonzero(np.isin(triangles, np.array(ring)).all(axis=1))
+def _inside_ring(triangles: np.ndarray, ring: tuple[int, ...], own: np.ndarray) -> np.ndarray:
+    """The triangles whose corners all lie on a vertex ring (the mesh fills the eye and mouth openings with them),
+    of those marked `own`."""
+    return np.flatnonzero(np.isin(triangles, np.array(ring)).all(axis=1) & own)
 
 
 def _atlas(images: list[np.ndarray], meshes: list[np.ndarray]) -> np.ndarray:
@@ -191,6 +194,7 @@ def build_template(images: list[np.ndarray], meshes: list[np.ndarray], config: T
     mesh = meshes[0]
     size = images[0].shape[0]
     face_source, photo, usable = _face_texture(meshes, triangles, front_sign, canonical_corners, size)
+    own = (photo == 0) & usable  # the first photo's texture
     oval = _boundary_loop(triangles)
     lattice, on_border = _lattice(mesh[oval, :2], size)
     points = np.concatenate([mesh[oval, :2], lattice])
@@ -206,6 +210,6 @@ def build_template(images: list[np.ndarray], meshes: list[np.ndarray], config: T
     depth = np.full((len(lattice), 1), float(mesh[oval, 2].mean()))
     lattice = np.hstack([lattice, depth]).astype(np.float32)
     return MeshTemplate(_atlas(images, meshes), size, mesh, MeshTransfer(mesh, config), triangles, front_sign,
-                        face_source, photo, usable, tuple(_inside_ring(triangles, ring) for ring in EYE_RINGS),
-                        _inside_ring(triangles, INNER_LIPS), shows_teeth, oval, lattice, on_border,
+                        face_source, photo, usable, tuple(_inside_ring(triangles, ring, own) for ring in EYE_RINGS),
+                        _inside_ring(triangles, INNER_LIPS, own), shows_teeth, oval, lattice, on_border,
                         head_share.astype(np.float32), outline_to_lattice.astype(np.float32), outer, rest_sign)
